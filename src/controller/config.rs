@@ -1,0 +1,224 @@
+//! `tlsboot controller` flags (with env fallbacks) and their validated form.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::lease::{LeaseConfig, default_identity};
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (examples: 500ms, 15s, 5m)"))
+}
+
+/// Raw flags. Validated once into [`Config`]; nothing else reads these.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    /// Elect a leader on a Lease so only one replica writes (set false for a single replica).
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub leader_elect: bool,
+    /// How long followers wait before taking over an unrenewed lease.
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps acting without a successful renewal (must be < lease duration).
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// Interval between lease acquire/renew attempts (must be < renew deadline).
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "TLSBOOT_LEADER_ELECT_RESOURCE_NAME",
+        default_value = "tlsboot-controller"
+    )]
+    pub leader_elect_resource_name: String,
+    /// Namespace of the Lease (in a Pod: its own namespace via POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tlsboot-system")]
+    pub leader_elect_resource_namespace: String,
+    /// Leader-election identity (default: <hostname>_<random>).
+    #[arg(long, env = "TLSBOOT_IDENTITY")]
+    pub identity: Option<String>,
+
+    /// CSRs reconciled in parallel (per signer).
+    #[arg(long, env = "TLSBOOT_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: u16,
+    /// Client-side request rate limit in requests/s (0 = unlimited; KCM uses 20).
+    #[arg(long, env = "TLSBOOT_KUBE_API_QPS", default_value_t = 0.0)]
+    pub kube_api_qps: f64,
+    /// Burst above --kube-api-qps (KCM uses 30).
+    #[arg(long, env = "TLSBOOT_KUBE_API_BURST", default_value_t = 0)]
+    pub kube_api_burst: u32,
+
+    /// Decide and log, write nothing (no approvals, denials or Events).
+    #[arg(long, env = "TLSBOOT_DRY_RUN")]
+    pub dry_run: bool,
+    /// Deny kubelet client CSRs whose content is invalid (upstream only ignores them).
+    #[arg(long, env = "TLSBOOT_DENY_INVALID")]
+    pub deny_invalid: bool,
+    /// Re-examine every CSR this often (a CSR whose RBAC was fixed later gets approved).
+    #[arg(long, env = "TLSBOOT_RESYNC_PERIOD", default_value = "5m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+    /// First retry delay after a refused SubjectAccessReview; doubles per attempt.
+    #[arg(long, env = "TLSBOOT_BACKOFF_BASE", default_value = "200ms", value_parser = parse_duration)]
+    pub backoff_base: Duration,
+    /// Retry delay cap (upstream: 1000s; the resync also retries).
+    #[arg(long, env = "TLSBOOT_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        env = "TLSBOOT_METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_bind_address: SocketAddr,
+    /// On SIGTERM/SIGINT, how long in-flight reconciles may take before we exit anyway.
+    #[arg(long, env = "TLSBOOT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Validated daemon configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub lease: Option<LeaseConfig>,
+    pub identity: String,
+    pub concurrency: u16,
+    pub kube_api_qps: f64,
+    pub kube_api_burst: u32,
+    pub dry_run: bool,
+    pub deny_invalid: bool,
+    pub resync_period: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub metrics_bind_address: SocketAddr,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid controller configuration: {0}")]
+pub struct ConfigError(String);
+
+impl TryFrom<ControllerArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(a: ControllerArgs) -> Result<Self, Self::Error> {
+        // Destructured so a new flag cannot be forgotten here.
+        let ControllerArgs {
+            leader_elect,
+            leader_elect_lease_duration,
+            leader_elect_renew_deadline,
+            leader_elect_retry_period,
+            leader_elect_resource_name,
+            leader_elect_resource_namespace,
+            identity,
+            concurrency,
+            kube_api_qps,
+            kube_api_burst,
+            dry_run,
+            deny_invalid,
+            resync_period,
+            backoff_base,
+            backoff_max,
+            metrics_bind_address,
+            shutdown_timeout,
+        } = a;
+        let identity = identity.unwrap_or_else(default_identity);
+        let lease = if leader_elect {
+            let l = LeaseConfig {
+                name: leader_elect_resource_name,
+                namespace: leader_elect_resource_namespace,
+                identity: identity.clone(),
+                lease_duration: leader_elect_lease_duration,
+                renew_deadline: leader_elect_renew_deadline,
+                retry_period: leader_elect_retry_period,
+            };
+            l.validate().map_err(ConfigError)?;
+            Some(l)
+        } else {
+            None
+        };
+        if concurrency == 0 {
+            return Err(ConfigError("--concurrency must be at least 1".into()));
+        }
+        if !kube_api_qps.is_finite() || kube_api_qps < 0.0 {
+            return Err(ConfigError(
+                "--kube-api-qps must be >= 0 (0 = unlimited)".into(),
+            ));
+        }
+        if kube_api_qps > 0.0 && kube_api_burst == 0 {
+            return Err(ConfigError(
+                "--kube-api-burst must be >= 1 when --kube-api-qps is set".into(),
+            ));
+        }
+        if resync_period < Duration::from_secs(1) {
+            return Err(ConfigError("--resync-period must be at least 1s".into()));
+        }
+        if backoff_base.is_zero() || backoff_max < backoff_base {
+            return Err(ConfigError(
+                "--backoff-base must be > 0 and <= --backoff-max".into(),
+            ));
+        }
+        Ok(Config {
+            lease,
+            identity,
+            concurrency,
+            kube_api_qps,
+            kube_api_burst,
+            dry_run,
+            deny_invalid,
+            resync_period,
+            backoff_base,
+            backoff_max,
+            metrics_bind_address,
+            shutdown_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ControllerArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::try_from(t.a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_match_client_go() {
+        let c = parse(&[]).unwrap();
+        let l = c.lease.unwrap();
+        assert_eq!(l.lease_duration, Duration::from_secs(15));
+        assert_eq!(l.renew_deadline, Duration::from_secs(10));
+        assert_eq!(l.retry_period, Duration::from_secs(2));
+        assert!(!c.dry_run && !c.deny_invalid);
+    }
+
+    #[test]
+    fn leader_elect_false_disables_lease() {
+        assert!(parse(&["--leader-elect=false"]).unwrap().lease.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        let e = parse(&["--leader-elect-renew-deadline", "20s"]).unwrap_err();
+        assert!(e.contains("--leader-elect-lease-duration"), "{e}");
+        let e = parse(&["--kube-api-qps", "20"]).unwrap_err();
+        assert!(e.contains("--kube-api-burst"), "{e}");
+        let e = parse(&["--resync-period", "soon"]).unwrap_err();
+        assert!(e.contains("invalid duration"), "{e}");
+        let e = parse(&["--concurrency", "0"]).unwrap_err();
+        assert!(e.contains("--concurrency"), "{e}");
+    }
+}

@@ -1,0 +1,269 @@
+//! `tlsboot controller`: the approver daemon.
+//!
+//! Watches CSRs of the two kubelet signers (one field-selected watch each), reconciles
+//! each through the policy core, asks SubjectAccessReviews in upstream order, and writes
+//! approvals only while holding a valid leader lease (checked immediately before every
+//! write). Standbys keep warm caches (so `/readyz` is true) but make no API calls.
+
+pub mod authz;
+pub mod config;
+pub mod http;
+pub mod lease;
+pub mod metrics;
+pub mod ratelimit;
+pub mod reconcile;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ControllerArgs};
+
+use crate::cluster::{Connection, ConnectionError};
+use crate::policy::{SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};
+use lease::{Elector, LeaderHandle, LeaseError};
+use metrics::Metrics;
+use reconcile::Context;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("listening on {addr} for /metrics: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("installing signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+/// Validates the flags, connects, and runs until SIGTERM/SIGINT (Ok) or lease loss (Err).
+pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), ControllerError> {
+    let config = Arc::new(Config::try_from(args)?);
+    let client = crate::cluster::client(&conn).await?;
+    run_with(client, config).await
+}
+
+/// Fires once per leadership gain and once per resync period: "reconcile everything".
+fn triggers(
+    leader: &LeaderHandle,
+    resync: Duration,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let gained = futures::stream::unfold(
+        (leader.subscribe(), false),
+        |(mut rx, mut was)| async move {
+            loop {
+                let now = rx.borrow_and_update().valid_until.is_some();
+                let fire = now && !was;
+                was = now;
+                if fire {
+                    return Some(((), (rx, was)));
+                }
+                // Sender gone (no election): nothing more to trigger from here.
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        },
+    );
+    let start = tokio::time::Instant::now() + resync;
+    let resync = futures::stream::unfold(
+        tokio::time::interval_at(start, resync),
+        |mut iv| async move {
+            iv.tick().await;
+            Some(((), iv))
+        },
+    );
+    futures::stream::select(gained, resync)
+}
+
+pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), ControllerError> {
+    let mut registry = Registry::with_prefix("tlsboot");
+    let metrics = Metrics::new(&mut registry);
+
+    let lease_stop = CancellationToken::new();
+    let work_stop = CancellationToken::new();
+
+    let (leader, elector_task) = match &config.lease {
+        Some(lease_cfg) => {
+            let (elector, handle) = Elector::new(client.clone(), lease_cfg.clone());
+            let m = metrics.clone();
+            let was = std::sync::atomic::AtomicBool::new(false);
+            let on_change: lease::OnChange = Box::new(move |leading| {
+                m.leader.set(i64::from(leading));
+                if leading && !was.swap(true, Ordering::Relaxed) {
+                    m.lease_transitions.inc();
+                } else if !leading {
+                    was.store(false, Ordering::Relaxed);
+                }
+            });
+            let stop = lease_stop.clone();
+            (handle, Some(tokio::spawn(elector.run(stop, on_change))))
+        }
+        None => {
+            metrics.leader.set(1);
+            (LeaderHandle::always_leader(), None)
+        }
+    };
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        leader.clone(),
+        metrics.clone(),
+        config.clone(),
+    ));
+
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for signer in [SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING] {
+        let api: Api<CertificateSigningRequest> = Api::all(client.clone());
+        let wc = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
+        let (reader, writer) = reflector::store();
+        // Keep only what decisions need: managedFields can be most of a CSR's bytes.
+        let stream = watcher(api, wc)
+            .default_backoff()
+            .modify(|csr: &mut CertificateSigningRequest| {
+                csr.meta_mut().managed_fields = None;
+            })
+            .reflect(writer)
+            .applied_objects();
+        stores.push((signer.to_owned(), reader.clone()));
+        let work = work_stop.clone();
+        let fut = Controller::for_stream(stream, reader)
+            .with_config(controller::Config::default().concurrency(config.concurrency))
+            .reconcile_all_on(triggers(&leader, config.resync_period))
+            .graceful_shutdown_on(async move { work.cancelled().await })
+            .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .for_each(|res| async move {
+                if let Err(err) = res {
+                    match err {
+                        controller::Error::ReconcilerFailed(..) => {}
+                        other => tracing::warn!(error = %other, "controller event"),
+                    }
+                }
+            });
+        controllers.push(fut);
+    }
+
+    let http_state = Arc::new(http::HttpState {
+        registry,
+        metrics: metrics.clone(),
+        stores: stores.clone(),
+        ready: std::sync::atomic::AtomicBool::new(false),
+        ctx: ctx.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.metrics_bind_address)
+        .await
+        .map_err(|source| ControllerError::Bind {
+            addr: config.metrics_bind_address,
+            source,
+        })?;
+    let http_stop = CancellationToken::new();
+    let server = {
+        let stop = http_stop.clone();
+        axum::serve(listener, http::router(http_state.clone()))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .into_future()
+    };
+    let server = tokio::spawn(server);
+
+    {
+        let s = http_state.clone();
+        let stores = stores.clone();
+        tokio::spawn(async move {
+            for (_, store) in &stores {
+                let _ = store.wait_until_ready().await;
+            }
+            s.ready.store(true, Ordering::Relaxed);
+            tracing::info!("CSR caches synced; ready");
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                http::refresh(&s);
+            }
+        });
+    }
+
+    tracing::info!(
+        identity = %config.identity,
+        leader_election = config.lease.is_some(),
+        dry_run = config.dry_run,
+        deny_invalid = config.deny_invalid,
+        "tlsboot controller starting"
+    );
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ControllerError::Signals)?;
+    let shutdown_signal = async move {
+        tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    };
+
+    let work = futures::future::join_all(controllers);
+    tokio::pin!(work);
+    let elector_done = async {
+        match elector_task {
+            Some(t) => t.await,
+            None => futures::future::pending().await,
+        }
+    };
+    tokio::pin!(elector_done);
+
+    let result = tokio::select! {
+        sig = shutdown_signal => {
+            tracing::info!(signal = sig, timeout = ?config.shutdown_timeout, "shutting down: finishing in-flight CSRs");
+            work_stop.cancel();
+            if tokio::time::timeout(config.shutdown_timeout, &mut work).await.is_err() {
+                tracing::warn!("in-flight reconciles did not finish in time; exiting anyway");
+            }
+            // Only now hand the lease over, so a standby never overlaps our last writes.
+            lease_stop.cancel();
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), &mut elector_done).await {
+                tracing::warn!(error = %e, "lease ended with an error during shutdown");
+            }
+            Ok(())
+        }
+        res = &mut elector_done => {
+            // Fail-stop: the moment the lease is lost, stop acting (the controller
+            // futures are dropped, aborting in-flight reconciles) and exit non-zero.
+            match res {
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "leadership lost: stopping");
+                    Err(ControllerError::Lease(e))
+                }
+                Ok(Ok(_)) => Ok(()),
+                Err(join) => Err(ControllerError::Lease(LeaseError::Lost {
+                    namespace: String::new(),
+                    name: String::new(),
+                    reason: format!("lease task failed: {join}"),
+                })),
+            }
+        }
+        _ = &mut work => {
+            tracing::warn!("controllers ended unexpectedly");
+            Ok(())
+        }
+    };
+    http_stop.cancel();
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
+        tracing::warn!(error = %e, "metrics server ended with an error");
+    }
+    result
+}

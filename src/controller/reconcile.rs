@@ -1,0 +1,442 @@
+//! One CSR through the daemon: policy → SubjectAccessReviews → fenced approval write.
+//! Waiting CSRs explain themselves with one Event per cause.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::Action;
+use tokio::time::Instant;
+
+use super::authz;
+use super::config::Config;
+use super::lease::LeaderHandle;
+use super::metrics::{Metrics, Outcome};
+use super::ratelimit::RateLimiter;
+use crate::cluster::{
+    ApprovalDecision, ApprovalError, ApprovalOutcome, ApprovalWrite, write_approval,
+};
+use crate::policy::{self, CsrFacts, SarSubresource, Verdict};
+
+/// Condition reason when `--deny-invalid` denies a kubelet client CSR.
+pub const REASON_DENIED_INVALID: &str = "KubeletClientCSRInvalid";
+/// Event reasons (CamelCase, shown by `kubectl describe csr` / `kubectl events`).
+pub const EVENT_NOT_AUTHORIZED: &str = "NotAuthorized";
+pub const EVENT_INVALID: &str = "InvalidRequest";
+pub const EVENT_AWAITING_REVIEW: &str = "AwaitingReview";
+/// Events for cluster-scoped objects live in `default`, as client-go's recorder puts them.
+pub const EVENT_NAMESPACE: &str = "default";
+pub const REPORTING_CONTROLLER: &str = "tlsboot.io/controller";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("SubjectAccessReview {subresource} for CSR {name:?}: {source}")]
+    Sar {
+        name: String,
+        subresource: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+}
+
+/// Per-CSR memory: which causes were already reported, how often the SARs were refused.
+#[derive(Debug, Default)]
+struct Memo {
+    reported: HashSet<&'static str>,
+    refusals: u32,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub csrs: Api<CertificateSigningRequest>,
+    pub sars: Api<SubjectAccessReview>,
+    pub events: Api<Event>,
+    pub leader: LeaderHandle,
+    pub metrics: Metrics,
+    pub limiter: RateLimiter,
+    pub config: Arc<Config>,
+    memos: Mutex<HashMap<String, Memo>>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        leader: LeaderHandle,
+        metrics: Metrics,
+        config: Arc<Config>,
+    ) -> Self {
+        Context {
+            csrs: Api::all(client.clone()),
+            sars: Api::all(client.clone()),
+            events: Api::namespaced(client, EVENT_NAMESPACE),
+            leader,
+            metrics,
+            limiter: RateLimiter::new(config.kube_api_qps, config.kube_api_burst),
+            config,
+            memos: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// True the first time `cause` is seen for this CSR: one Event, one metric per cause.
+    fn first_report(&self, uid: &str, cause: &'static str) -> bool {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        memos
+            .entry(uid.to_owned())
+            .or_default()
+            .reported
+            .insert(cause)
+    }
+
+    fn next_backoff(&self, uid: &str) -> Duration {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        let memo = memos.entry(uid.to_owned()).or_default();
+        let delay = backoff(
+            self.config.backoff_base,
+            self.config.backoff_max,
+            memo.refusals,
+        );
+        memo.refusals = memo.refusals.saturating_add(1);
+        delay
+    }
+
+    fn forget(&self, uid: &str) {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        memos.remove(uid);
+    }
+
+    /// Drops memos of CSRs that no longer exist, so memory follows the cluster.
+    pub fn retain_memos(&self, live: &HashSet<String>) {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        memos.retain(|uid, _| live.contains(uid));
+    }
+}
+
+/// Upstream's item backoff is 200 ms doubling to 1000 s; we cap lower (configurable)
+/// because the periodic resync also retries.
+pub fn backoff(base: Duration, max: Duration, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.min(30));
+    base.saturating_mul(factor).min(max)
+}
+
+fn csr_name(csr: &CertificateSigningRequest) -> &str {
+    csr.metadata.name.as_deref().unwrap_or("")
+}
+
+fn node_of(csr: &CertificateSigningRequest, decision: &policy::Decision) -> String {
+    decision
+        .parsed
+        .as_ref()
+        .and_then(|p| p.common_names.first())
+        .and_then(|cn| cn.strip_prefix("system:node:"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| csr.spec.username.clone().unwrap_or_default())
+}
+
+pub async fn reconcile(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    // A standby makes no API calls at all; becoming leader re-runs every CSR.
+    if !ctx.leader.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let name = csr_name(&csr).to_owned();
+    let uid = csr.metadata.uid.clone().unwrap_or_else(|| name.clone());
+    let signer = csr.spec.signer_name.clone();
+    let decision = policy::decide(&CsrFacts::from_csr(&csr));
+    let node = node_of(&csr, &decision);
+    let requestor = csr.spec.username.clone().unwrap_or_default();
+    let span = tracing::info_span!("csr", csr = %name, node = %node, requestor = %requestor, signer = %signer);
+    let _enter = span.enter();
+
+    match decision.verdict {
+        Verdict::Ignore => {
+            ctx.forget(&uid);
+            Ok(Action::await_change())
+        }
+        Verdict::Manual => {
+            if ctx.first_report(&uid, EVENT_AWAITING_REVIEW) {
+                ctx.metrics.decision(&signer, Outcome::queued_for_review);
+                let failed = decision.checks.iter().filter(|c| !c.passed).count();
+                tracing::info!(
+                    decision = "queued-for-review",
+                    failed_checks = failed,
+                    "serving CSR needs a person"
+                );
+                let note = format!(
+                    "kubelet serving certificates are never auto-approved: a person must review it \
+                     (tlsboot inspect {name}; tlsboot approve {name}); {}",
+                    if failed == 0 {
+                        "all checks pass".to_owned()
+                    } else {
+                        format!("{failed} check(s) fail: {}", decision.violations.join("; "))
+                    }
+                );
+                publish_event(&ctx, &csr, "Normal", EVENT_AWAITING_REVIEW, "Queue", note).await;
+            }
+            Ok(Action::await_change())
+        }
+        Verdict::Reject => {
+            let reasons = decision.violations.join("; ");
+            if ctx.config.deny_invalid {
+                let message = format!("Denied by tlsboot: {reasons}");
+                let outcome = write(
+                    &ctx,
+                    &csr,
+                    ApprovalDecision::Deny,
+                    REASON_DENIED_INVALID,
+                    &message,
+                )
+                .await?;
+                if outcome {
+                    ctx.metrics.decision(&signer, Outcome::denied);
+                    tracing::info!(decision = "denied", reasons = %reasons, "denied invalid kubelet client CSR");
+                }
+            } else if ctx.first_report(&uid, EVENT_INVALID) {
+                ctx.metrics.decision(&signer, Outcome::invalid);
+                tracing::info!(decision = "invalid", reasons = %reasons, "ignoring invalid kubelet client CSR");
+                let note = format!(
+                    "not approving: the request is not a valid kubelet client certificate request: {reasons}"
+                );
+                publish_event(&ctx, &csr, "Warning", EVENT_INVALID, "Validate", note).await;
+            }
+            Ok(Action::await_change())
+        }
+        Verdict::Authorize => {
+            for sub in decision.subject_access_reviews.iter().copied() {
+                if sar_allowed(&ctx, &csr, sub).await? {
+                    let message = sub.approval_message();
+                    if write(
+                        &ctx,
+                        &csr,
+                        ApprovalDecision::Approve,
+                        policy::REASON_AUTO_APPROVED,
+                        message,
+                    )
+                    .await?
+                    {
+                        ctx.metrics.decision(&signer, Outcome::approved);
+                        if let Some(created) = &csr.metadata.creation_timestamp {
+                            let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
+                            ctx.metrics.create_to_approved.observe(secs.max(0.0));
+                        }
+                        tracing::info!(
+                            decision = "approved",
+                            subresource = sub.as_str(),
+                            "approved kubelet client CSR"
+                        );
+                    }
+                    ctx.forget(&uid);
+                    return Ok(Action::await_change());
+                }
+            }
+            let explanation = authz::explain_refusal(&csr, &decision.subject_access_reviews);
+            if ctx.first_report(&uid, EVENT_NOT_AUTHORIZED) {
+                ctx.metrics.decision(&signer, Outcome::not_authorized);
+                tracing::info!(decision = "not-authorized", "{explanation}");
+                publish_event(
+                    &ctx,
+                    &csr,
+                    "Warning",
+                    EVENT_NOT_AUTHORIZED,
+                    "Authorize",
+                    explanation,
+                )
+                .await;
+            }
+            let delay = ctx.next_backoff(&uid);
+            tracing::debug!(?delay, "requeueing refused CSR");
+            Ok(Action::requeue(delay))
+        }
+    }
+}
+
+async fn sar_allowed(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    sub: SarSubresource,
+) -> Result<bool, ReconcileError> {
+    let sar = authz::subject_access_review(csr, sub);
+    ctx.limiter.acquire().await;
+    let started = Instant::now();
+    let result = ctx.sars.create(&PostParams::default(), &sar).await;
+    ctx.metrics
+        .sar_duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(review) => Ok(review.status.is_some_and(|s| s.allowed)),
+        Err(source) => {
+            ctx.metrics.api_error("create_subjectaccessreview", &source);
+            Err(ReconcileError::Sar {
+                name: csr_name(csr).to_owned(),
+                subresource: sub.as_str(),
+                source,
+            })
+        }
+    }
+}
+
+/// Writes the condition unless dry-run; `Ok(true)` when this replica wrote it.
+async fn write(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    decision: ApprovalDecision,
+    reason: &str,
+    message: &str,
+) -> Result<bool, ReconcileError> {
+    if ctx.config.dry_run {
+        tracing::info!(
+            dry_run = true,
+            condition = decision.condition_type(),
+            reason,
+            "would write condition"
+        );
+        return Ok(false);
+    }
+    let write = ApprovalWrite {
+        decision,
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        force: false,
+        dry_run: false,
+        max_conflict_retries: 5,
+    };
+    let expect = match decision {
+        ApprovalDecision::Approve => Verdict::Authorize,
+        ApprovalDecision::Deny => Verdict::Reject,
+    };
+    // Every copy we are about to write (including one re-read after a 409) is decided
+    // again from scratch: spec is immutable, but it may have been decided meanwhile.
+    let recheck = |fresh: &CertificateSigningRequest| {
+        let d = policy::decide(&CsrFacts::from_csr(fresh));
+        if d.verdict == expect {
+            Ok(())
+        } else {
+            Err(format!("re-read CSR is now {:?}", d.verdict))
+        }
+    };
+    let leader = ctx.leader.clone();
+    ctx.limiter.acquire().await;
+    let started = Instant::now();
+    let result = write_approval(&ctx.csrs, csr.clone(), &write, recheck, move || {
+        leader.check()
+    })
+    .await;
+    ctx.metrics
+        .approval_duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(ApprovalOutcome::Written(_)) => Ok(true),
+        Ok(ApprovalOutcome::AlreadyDone) => Ok(false),
+        Ok(ApprovalOutcome::Refused(why)) => {
+            tracing::info!(reason = %why, "not writing: CSR changed meanwhile");
+            Ok(false)
+        }
+        // Someone else decided the other way: theirs stands, never a second condition.
+        Err(ApprovalError::OppositeCondition { .. }) => Ok(false),
+        Err(ApprovalError::NotFound { .. }) => Ok(false),
+        Err(err) => {
+            if let Some(code) = err.status_code() {
+                ctx.metrics
+                    .api_errors
+                    .get_or_create(&super::metrics::ApiErrorLabels {
+                        verb: "update_approval".into(),
+                        code: code.to_string(),
+                    })
+                    .inc();
+            }
+            Err(err.into())
+        }
+    }
+}
+
+/// Best effort: an Event that fails to post must never block a decision.
+async fn publish_event(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    type_: &str,
+    reason: &str,
+    action: &str,
+    mut note: String,
+) {
+    if ctx.config.dry_run {
+        return;
+    }
+    // The events API caps notes at 1 kB.
+    if note.len() > 1000 {
+        let mut cut = 997;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+        note.push_str("...");
+    }
+    let name = csr_name(csr);
+    let now = Timestamp::now();
+    let event = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}.")),
+            namespace: Some(EVENT_NAMESPACE.to_owned()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        type_: Some(type_.to_owned()),
+        reason: Some(reason.to_owned()),
+        action: Some(action.to_owned()),
+        note: Some(note),
+        reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
+        reporting_instance: Some(ctx.config.identity.clone()),
+        regarding: Some(ObjectReference {
+            api_version: Some("certificates.k8s.io/v1".to_owned()),
+            kind: Some("CertificateSigningRequest".to_owned()),
+            name: Some(name.to_owned()),
+            uid: csr.metadata.uid.clone(),
+            resource_version: csr.metadata.resource_version.clone(),
+            ..ObjectReference::default()
+        }),
+        ..Event::default()
+    };
+    ctx.limiter.acquire().await;
+    if let Err(err) = ctx.events.create(&PostParams::default(), &event).await {
+        ctx.metrics.api_error("create_event", &err);
+        tracing::warn!(error = %err, reason, "could not post Event");
+    }
+}
+
+pub fn error_policy(
+    csr: Arc<CertificateSigningRequest>,
+    err: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.reconcile_errors.inc();
+    let uid = csr.metadata.uid.clone().unwrap_or_default();
+    let delay = ctx.next_backoff(&uid);
+    tracing::warn!(csr = csr_name(&csr), error = %err, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_base_and_caps() {
+        let base = Duration::from_millis(200);
+        let max = Duration::from_secs(300);
+        assert_eq!(backoff(base, max, 0), Duration::from_millis(200));
+        assert_eq!(backoff(base, max, 1), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 5), Duration::from_millis(6400));
+        assert_eq!(backoff(base, max, 20), max);
+        assert_eq!(backoff(base, max, u32::MAX), max);
+    }
+}

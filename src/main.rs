@@ -1,0 +1,37 @@
+//! tlsboot: parse flags, set up logging, dispatch. Nothing else lives here.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tlsboot::cli::{Cli, Command};
+
+/// Online commands run on a tokio runtime; offline ones never start one.
+fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(fut: F) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    runtime.block_on(fut)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tlsboot::telemetry::init(cli.global.log_format, cli.global.verbose);
+    let conn = cli.global.connection();
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Inspect(args) => tlsboot::review::inspect_file::run(&args).map_err(Into::into),
+        Command::Controller(args) => block_on(async move {
+            tlsboot::controller::run(conn, *args).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole chain ("reading a.yaml: No such file…"): what people act on.
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
