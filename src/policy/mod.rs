@@ -1,0 +1,33 @@
+//! The policy core: what tlsboot decides about a CSR, and why. Pure — no async, no I/O, no
+//! client; k8s-openapi types are read as plain data only.
+//!
+//! Every caller (the daemon, `tlsboot inspect`, the review commands) goes through [`decide`] and
+//! reads the one [`Decision`] it returns. The rules and their upstream sources are listed in
+//! `docs/security.md`.
+
+mod csr;
+mod decision;
+mod der;
+mod kubelet_client;
+mod kubelet_serving;
+mod names;
+mod pem;
+pub mod upstream;
+
+#[cfg(test)]
+mod tests;
+
+pub use csr::{
+    KeyAlgorithm, MAX_REQUEST_BYTES, MAX_RSA_BITS, MIN_RSA_BITS, ParseError, ParsedCsr,
+    PublicKeyInfo, RequestedExtension, parse_csr, stage,
+};
+pub use decision::{
+    Check, CsrFacts, Decision, SarSubresource, SignerClass, Verdict, check, decide,
+    decide_with_parse,
+};
+pub use kubelet_serving::{NodeAddress, SanMatch, compare_sans_with_node};
+pub use names::{
+    canonical_ip, normalize_dns_name, reserved_dns_name, reserved_ip, validate_dns1123_subdomain,
+};
+pub use pem::{Base64Error, PemError, decode_base64};
+pub use upstream::{REASON_AUTO_APPROVED, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};

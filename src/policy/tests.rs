@@ -1,0 +1,1 @@
+//! Policy tests with real CSRs (rcgen at test time, committed openssl fixtures).

@@ -1,0 +1,3 @@
+//! Commands for people: look at CSRs, explain the policy's verdict, and (later) act on it.
+
+pub mod inspect_file;
