@@ -1,0 +1,128 @@
+//! Locating (and, for people, building) the control-plane binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result, io};
+
+/// Overrides the binary directory (must hold `etcd`, `kube-apiserver`,
+/// `kube-controller-manager`).
+pub const BIN_DIR_ENV: &str = "TLSBOOT_CONTROLPLANE_BIN";
+
+/// The three executables of a control plane.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub dir: PathBuf,
+    pub etcd: PathBuf,
+    pub kube_apiserver: PathBuf,
+    pub kube_controller_manager: PathBuf,
+}
+
+impl Binaries {
+    fn in_dir(dir: PathBuf) -> Binaries {
+        Binaries {
+            etcd: dir.join("etcd"),
+            kube_apiserver: dir.join("kube-apiserver"),
+            kube_controller_manager: dir.join("kube-controller-manager"),
+            dir,
+        }
+    }
+
+    fn missing(&self) -> Vec<String> {
+        [
+            &self.etcd,
+            &self.kube_apiserver,
+            &self.kube_controller_manager,
+        ]
+        .into_iter()
+        .filter(|p| !is_executable(p))
+        .map(|p| p.display().to_string())
+        .collect()
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `controlplane/build.sh` of this checkout.
+pub fn build_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controlplane/build.sh")
+}
+
+/// Whether this run is CI (`CI` set to anything but empty/`false`/`0`), where
+/// a missing control plane is a failure rather than a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Finds built binaries without building: `$TLSBOOT_CONTROLPLANE_BIN`, else
+/// the cache directory that `controlplane/build.sh --print` names.
+pub fn find_binaries() -> Result<Binaries> {
+    let dir = match std::env::var_os(BIN_DIR_ENV) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let script = build_script();
+            let out = Command::new("bash")
+                .arg(&script)
+                .arg("--print")
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(io(format!("run {} --print", script.display())))?;
+            if !out.status.success() {
+                return Err(Error::BinariesMissing {
+                    detail: format!("{} --print failed: {}", script.display(), out.status),
+                });
+            }
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+    };
+    let bins = Binaries::in_dir(dir);
+    let missing = bins.missing();
+    if missing.is_empty() {
+        Ok(bins)
+    } else {
+        Err(Error::BinariesMissing {
+            detail: format!("not found: {}", missing.join(", ")),
+        })
+    }
+}
+
+/// Runs `controlplane/build.sh` (a no-op when the cache is warm), streaming
+/// its progress to our stderr, then returns the binaries. About 20 minutes on
+/// 2 cores the first time.
+pub fn build_binaries() -> Result<Binaries> {
+    if std::env::var_os(BIN_DIR_ENV).is_some() {
+        return find_binaries();
+    }
+    let script = build_script();
+    let status = Command::new("bash")
+        .arg(&script)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(io(format!("run {}", script.display())))?;
+    if !status.success() {
+        return Err(Error::BuildFailed { status });
+    }
+    find_binaries()
+}
+
+/// For tests: the binaries, `Ok(None)` (after a loud message) when they are
+/// missing outside CI, or the error in CI so that the test fails.
+pub fn binaries_for_tests() -> Result<Option<Binaries>> {
+    match find_binaries() {
+        Ok(b) => Ok(Some(b)),
+        Err(e @ Error::BinariesMissing { .. }) if !in_ci() => {
+            eprintln!(
+                "\n==================== SKIPPED: needs a real control plane ====================\n\
+                 {e}\n\
+                 (in CI, with CI=true, this test fails instead)\n\
+                 =============================================================================\n"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}

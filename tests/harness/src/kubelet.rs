@@ -1,0 +1,648 @@
+//! A simulated kubelet: the certificate side of a real kubelet
+//! (`pkg/kubelet/certificate/bootstrap` and client-go's certificate manager),
+//! without the rest of the kubelet.
+//!
+//! 1. with the bootstrap credentials, a fresh ECDSA P-256 key and a client CSR
+//!    named `node-csr-<digest>` (the same deterministic name upstream
+//!    computes), usages `digital signature, key encipherment, client auth`;
+//!    then a watch until it is issued (Denied / Failed end it with upstream's
+//!    messages);
+//! 2. as `system:node:<name>` (that certificate): create its Node with
+//!    addresses;
+//! 3. a serving CSR (`generateName: csr-`, SANs from the Node's addresses,
+//!    `digital signature, server auth`, signer `kubelet-serving`);
+//! 4. a client-certificate rotation: new key, `digital signature, client auth`,
+//!    requested as the node itself (the `selfnodeclient` case).
+//!
+//! Every step is a method returning what it did, and [`SimKubelet::run`] can
+//! stop after any [`Stage`]. Everything is async on the caller's runtime and
+//! many kubelets can share one bootstrap client ([`SimKubelet::with_client`]),
+//! so one process can drive thousands.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestSpec,
+};
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::config::AuthInfo;
+use kube::{Api, Client};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData as _};
+
+use crate::error::{Error, Result};
+use crate::pki::{CertAndKey, new_key};
+
+pub const KUBE_APISERVER_CLIENT_KUBELET: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
+
+/// The bootstrap CSR's usages: hard-coded upstream, even for ECDSA keys.
+pub const BOOTSTRAP_CLIENT_USAGES: [&str; 3] =
+    ["digital signature", "key encipherment", "client auth"];
+/// Rotation usages for a non-RSA key (`DefaultKubeletClientGetUsages`).
+pub const ROTATION_CLIENT_USAGES: [&str; 2] = ["digital signature", "client auth"];
+/// Serving usages for a non-RSA key (`DefaultKubeletServingGetUsages`).
+pub const SERVING_USAGES: [&str; 2] = ["digital signature", "server auth"];
+
+/// The steps of a kubelet's life, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    ClientCsrCreated,
+    ClientCertIssued,
+    NodeRegistered,
+    ServingCsrCreated,
+    ServingCertIssued,
+    RotationCsrCreated,
+    ClientCertRotated,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubeletOptions {
+    pub node_name: String,
+    /// The Node's `InternalIP` (no traffic is ever sent to it).
+    pub internal_ip: IpAddr,
+    /// The Node's `Hostname` address; `None` = the node name.
+    pub hostname: Option<String>,
+    /// [`SimKubelet::run`] stops after this stage.
+    pub stop_after: Stage,
+    /// `false`: request the serving certificate but go on without waiting
+    /// for it (nobody approves serving CSRs automatically upstream).
+    pub wait_for_serving: bool,
+    /// How long to wait for one certificate (upstream: 1 h for bootstrap, 15 min later).
+    pub certificate_timeout: Duration,
+    /// `spec.expirationSeconds` of every CSR (≥ 600), `None` = signer default.
+    pub expiration_seconds: Option<i32>,
+}
+
+impl KubeletOptions {
+    /// Defaults for `node_name`: all stages, wait for serving, 2 min per
+    /// certificate, InternalIP derived from the name inside 127.0.0.0/8.
+    pub fn new(node_name: impl Into<String>) -> KubeletOptions {
+        let node_name = node_name.into();
+        let d = ring::digest::digest(&ring::digest::SHA256, node_name.as_bytes());
+        let b = d.as_ref();
+        KubeletOptions {
+            internal_ip: IpAddr::from([127, b[0] | 1, b[1], b[2].max(1)]),
+            node_name,
+            hostname: None,
+            stop_after: Stage::ClientCertRotated,
+            wait_for_serving: true,
+            certificate_timeout: Duration::from_secs(120),
+            expiration_seconds: None,
+        }
+    }
+}
+
+/// What a kubelet did and when (for tests and the benchmark).
+#[derive(Debug, Clone, Default)]
+pub struct KubeletReport {
+    pub node_name: String,
+    pub reached: Option<Stage>,
+    pub client_csr: Option<String>,
+    pub client_csr_created: Option<Instant>,
+    pub client_issued: Option<Instant>,
+    pub serving_csr: Option<String>,
+    pub serving_csr_created: Option<Instant>,
+    pub serving_issued: Option<Instant>,
+    pub rotation_csr: Option<String>,
+    pub rotation_csr_created: Option<Instant>,
+    pub rotation_issued: Option<Instant>,
+}
+
+struct Pending {
+    name: String,
+    key: KeyPair,
+}
+
+/// One simulated kubelet. See the module docs.
+pub struct SimKubelet {
+    opts: KubeletOptions,
+    base: kube::Config,
+    bootstrap: Client,
+    client_cert: Option<CertAndKey>,
+    node_client: Option<Client>,
+    serving_cert: Option<CertAndKey>,
+    pending_client: Option<Pending>,
+    pending_serving: Option<Pending>,
+    pending_rotation: Option<Pending>,
+    report: KubeletReport,
+}
+
+impl std::fmt::Debug for SimKubelet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimKubelet")
+            .field("node", &self.opts.node_name)
+            .field("reached", &self.report.reached)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The upstream `digestedName`: `node-csr-` + base64url(SHA-512/256) over
+/// base64url(SPKI DER), CN, each O and each usage, each followed by `|`.
+pub fn digested_csr_name(
+    spki_der: &[u8],
+    common_name: &str,
+    organizations: &[&str],
+    usages: &[&str],
+) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA512_256);
+    let mut write = |data: &[u8]| {
+        ctx.update(B64URL.encode(data).as_bytes());
+        ctx.update(b"|");
+    };
+    write(spki_der);
+    write(common_name.as_bytes());
+    for o in organizations {
+        write(o.as_bytes());
+    }
+    for u in usages {
+        write(u.as_bytes());
+    }
+    format!("node-csr-{}", B64URL.encode(ctx.finish().as_ref()))
+}
+
+/// A PEM CSR with the kubelet's subject (O=system:nodes, CN=system:node:<name>).
+fn node_csr_pem(key: &KeyPair, node_name: &str, sans: &[String]) -> Result<String> {
+    let mut params = CertificateParams::new(sans.to_vec())?;
+    params.distinguished_name = DistinguishedName::new();
+    // Go's pkix.Name puts O before CN.
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:nodes");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("system:node:{node_name}"));
+    Ok(params.serialize_request(key)?.pem()?)
+}
+
+fn csr_object(
+    name: Option<String>,
+    pem: String,
+    signer: &str,
+    usages: &[&str],
+    expiration: Option<i32>,
+) -> CertificateSigningRequest {
+    CertificateSigningRequest {
+        metadata: ObjectMeta {
+            generate_name: if name.is_none() {
+                Some("csr-".into())
+            } else {
+                None
+            },
+            name,
+            ..ObjectMeta::default()
+        },
+        spec: CertificateSigningRequestSpec {
+            request: ByteString(pem.into_bytes()),
+            signer_name: signer.into(),
+            usages: Some(usages.iter().map(|u| u.to_string()).collect()),
+            expiration_seconds: expiration,
+            ..CertificateSigningRequestSpec::default()
+        },
+        status: None,
+    }
+}
+
+/// `Some(cert PEM)` once issued; the upstream errors for Denied / Failed.
+fn issued(csr: &CertificateSigningRequest) -> Result<Option<String>> {
+    let status = csr.status.as_ref();
+    for c in status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let reason = c.reason.clone().unwrap_or_default();
+        let message = c.message.clone().unwrap_or_default();
+        match c.type_.as_str() {
+            "Denied" => return Err(Error::CsrDenied { reason, message }),
+            "Failed" => return Err(Error::CsrFailed { reason, message }),
+            _ => {}
+        }
+    }
+    Ok(status
+        .and_then(|s| s.certificate.as_ref())
+        .filter(|c| !c.0.is_empty())
+        .map(|c| String::from_utf8_lossy(&c.0).into_owned()))
+}
+
+/// Watches CSR `name` until it has a certificate (like client-go's
+/// `csr.WaitForCertificate`), re-listing whenever a watch ends.
+pub async fn wait_for_certificate(
+    client: &Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let api = Api::<CertificateSigningRequest>::all(client.clone());
+    let wait = async {
+        loop {
+            let csr = api.get(name).await?;
+            if let Some(cert) = issued(&csr)? {
+                return Ok(cert);
+            }
+            let rv = csr.metadata.resource_version.unwrap_or_default();
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(290);
+            let mut events = api.watch(&wp, &rv).await?.boxed();
+            while let Some(ev) = events.try_next().await? {
+                match ev {
+                    WatchEvent::Added(c) | WatchEvent::Modified(c) => {
+                        if let Some(cert) = issued(&c)? {
+                            return Ok(cert);
+                        }
+                    }
+                    WatchEvent::Deleted(_) => {
+                        return Err(Error::Invalid(format!(
+                            "certificate signing request {name} was deleted while waiting"
+                        )));
+                    }
+                    WatchEvent::Bookmark(_) => {}
+                    // e.g. 410 Gone: start over from a fresh GET.
+                    WatchEvent::Error(_) => break,
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| Error::Timeout {
+            what: format!("certificate signing request {name} to be issued"),
+            timeout,
+        })?
+}
+
+impl SimKubelet {
+    /// A kubelet using `bootstrap` (server, CA and bootstrap credentials, e.g.
+    /// from a bootstrap kubeconfig).
+    pub fn new(bootstrap: kube::Config, opts: KubeletOptions) -> Result<SimKubelet> {
+        let client = Client::try_from(bootstrap.clone())?;
+        Ok(Self::with_client(bootstrap, client, opts))
+    }
+
+    /// Like [`SimKubelet::new`] but sharing an existing bootstrap client
+    /// (one connection pool for thousands of kubelets).
+    pub fn with_client(
+        bootstrap: kube::Config,
+        client: Client,
+        opts: KubeletOptions,
+    ) -> SimKubelet {
+        let mut base = bootstrap;
+        base.auth_info = AuthInfo::default();
+        SimKubelet {
+            report: KubeletReport {
+                node_name: opts.node_name.clone(),
+                ..KubeletReport::default()
+            },
+            opts,
+            base,
+            bootstrap: client,
+            client_cert: None,
+            node_client: None,
+            serving_cert: None,
+            pending_client: None,
+            pending_serving: None,
+            pending_rotation: None,
+        }
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.opts.node_name
+    }
+
+    pub fn report(&self) -> &KubeletReport {
+        &self.report
+    }
+
+    /// The current client certificate (after bootstrap / rotation).
+    pub fn client_certificate(&self) -> Option<&CertAndKey> {
+        self.client_cert.as_ref()
+    }
+
+    pub fn serving_certificate(&self) -> Option<&CertAndKey> {
+        self.serving_cert.as_ref()
+    }
+
+    /// A client authenticated by the current client certificate, i.e. as
+    /// `system:node:<name>`.
+    pub fn node_client(&self) -> Option<Client> {
+        self.node_client.clone()
+    }
+
+    /// The client configuration for the current client certificate (what the
+    /// kubelet writes to `--kubeconfig`).
+    pub fn node_config(&self) -> Option<kube::Config> {
+        self.client_cert.as_ref().map(|ck| self.config_for(ck))
+    }
+
+    fn config_for(&self, ck: &CertAndKey) -> kube::Config {
+        let mut cfg = self.base.clone();
+        cfg.auth_info = AuthInfo {
+            client_certificate_data: Some(B64.encode(&ck.cert_pem)),
+            client_key_data: Some(B64.encode(&ck.key_pem).into()),
+            ..AuthInfo::default()
+        };
+        cfg
+    }
+
+    fn reach(&mut self, s: Stage, csr: Option<&str>) {
+        tracing::info!(node = %self.opts.node_name, stage = ?s, csr = csr.unwrap_or(""), "kubelet step done");
+        self.report.reached = Some(s);
+    }
+
+    fn need_node_client(&self) -> Result<Client> {
+        self.node_client
+            .clone()
+            .ok_or_else(|| Error::Invalid("no client certificate yet: bootstrap first".into()))
+    }
+
+    /// Step 1a: creates the bootstrap client CSR; returns its name
+    /// (`node-csr-…`). An existing CSR of that name is reused, as upstream does.
+    pub async fn request_client_certificate(&mut self) -> Result<String> {
+        let key = new_key()?;
+        let cn = format!("system:node:{}", self.opts.node_name);
+        let name = digested_csr_name(
+            &key.subject_public_key_info(),
+            &cn,
+            &["system:nodes"],
+            &BOOTSTRAP_CLIENT_USAGES,
+        );
+        let pem = node_csr_pem(&key, &self.opts.node_name, &[])?;
+        let csr = csr_object(
+            Some(name.clone()),
+            pem,
+            KUBE_APISERVER_CLIENT_KUBELET,
+            &BOOTSTRAP_CLIENT_USAGES,
+            self.opts.expiration_seconds,
+        );
+        let api = Api::<CertificateSigningRequest>::all(self.bootstrap.clone());
+        match api.create(&PostParams::default(), &csr).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.report.client_csr = Some(name.clone());
+        self.report.client_csr_created = Some(Instant::now());
+        self.pending_client = Some(Pending {
+            name: name.clone(),
+            key,
+        });
+        self.reach(Stage::ClientCsrCreated, Some(&name));
+        Ok(name)
+    }
+
+    /// Step 1b: waits (as the bootstrap user) until the client CSR is issued,
+    /// then switches to the new certificate.
+    pub async fn wait_client_certificate(&mut self) -> Result<CertAndKey> {
+        let p = self
+            .pending_client
+            .take()
+            .ok_or_else(|| Error::Invalid("no client CSR requested".into()))?;
+        let cert =
+            wait_for_certificate(&self.bootstrap, &p.name, self.opts.certificate_timeout).await?;
+        let ck = CertAndKey {
+            cert_pem: cert,
+            key_pem: p.key.serialize_pem(),
+        };
+        self.node_client = Some(Client::try_from(self.config_for(&ck))?);
+        self.client_cert = Some(ck.clone());
+        self.report.client_issued = Some(Instant::now());
+        self.reach(Stage::ClientCertIssued, Some(&p.name));
+        Ok(ck)
+    }
+
+    fn addresses(&self) -> Vec<NodeAddress> {
+        vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: self.opts.internal_ip.to_string(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: self.hostname(),
+            },
+        ]
+    }
+
+    fn hostname(&self) -> String {
+        self.opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.opts.node_name.clone())
+    }
+
+    /// Step 2: as `system:node:<name>`, creates its Node with addresses
+    /// (through the Node authorizer and NodeRestriction).
+    pub async fn register_node(&mut self) -> Result<Node> {
+        let client = self.need_node_client()?;
+        let labels = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), self.hostname()),
+            ("kubernetes.io/os".to_string(), "linux".to_string()),
+            ("kubernetes.io/arch".to_string(), "amd64".to_string()),
+        ]);
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some(self.opts.node_name.clone()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(NodeStatus {
+                addresses: Some(self.addresses()),
+                ..NodeStatus::default()
+            }),
+        };
+        let api = Api::<Node>::all(client);
+        let created = match api.create(&PostParams::default(), &node).await {
+            Ok(n) => n,
+            Err(kube::Error::Api(s)) if s.code == 409 => api.get(&self.opts.node_name).await?,
+            Err(e) => return Err(e.into()),
+        };
+        let has_addresses = created
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .is_some_and(|a| !a.is_empty());
+        let node = if has_addresses {
+            created
+        } else {
+            // Like the kubelet's status sync: addresses live in status.
+            let patch = serde_json::json!({ "status": { "addresses": self.addresses() } });
+            api.patch_status(
+                &self.opts.node_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?
+        };
+        self.reach(Stage::NodeRegistered, None);
+        Ok(node)
+    }
+
+    /// SANs from the Node's addresses, as `addressesToHostnamesAndIPs`:
+    /// (DNS names, IPs), each deduplicated and sorted.
+    fn serving_sans(&self) -> (Vec<String>, Vec<IpAddr>) {
+        let mut dns = Vec::new();
+        let mut ips = Vec::new();
+        for a in self.addresses() {
+            match (a.type_.as_str(), a.address.parse::<IpAddr>()) {
+                ("Hostname", Ok(ip)) | ("InternalIP" | "ExternalIP", Ok(ip)) => ips.push(ip),
+                ("Hostname" | "InternalDNS" | "ExternalDNS", Err(_)) => dns.push(a.address),
+                _ => {}
+            }
+        }
+        dns.sort();
+        dns.dedup();
+        ips.sort();
+        ips.dedup();
+        (dns, ips)
+    }
+
+    /// Step 3a: creates the serving CSR as the node; returns its name (`csr-…`).
+    pub async fn request_serving_certificate(&mut self) -> Result<String> {
+        let client = self.need_node_client()?;
+        let (dns, ips) = self.serving_sans();
+        if ips.is_empty() {
+            return Err(Error::Invalid(
+                "a serving CSR needs at least one IP address".into(),
+            ));
+        }
+        let sans: Vec<String> = dns
+            .into_iter()
+            .chain(ips.iter().map(|i| i.to_string()))
+            .collect();
+        let key = new_key()?;
+        let pem = node_csr_pem(&key, &self.opts.node_name, &sans)?;
+        let csr = csr_object(
+            None,
+            pem,
+            KUBELET_SERVING,
+            &SERVING_USAGES,
+            self.opts.expiration_seconds,
+        );
+        let created = Api::<CertificateSigningRequest>::all(client)
+            .create(&PostParams::default(), &csr)
+            .await?;
+        let name = created.metadata.name.unwrap_or_default();
+        self.report.serving_csr = Some(name.clone());
+        self.report.serving_csr_created = Some(Instant::now());
+        self.pending_serving = Some(Pending {
+            name: name.clone(),
+            key,
+        });
+        self.reach(Stage::ServingCsrCreated, Some(&name));
+        Ok(name)
+    }
+
+    /// Step 3b: waits until the serving CSR is issued.
+    pub async fn wait_serving_certificate(&mut self) -> Result<CertAndKey> {
+        let client = self.need_node_client()?;
+        let p = self
+            .pending_serving
+            .take()
+            .ok_or_else(|| Error::Invalid("no serving CSR requested".into()))?;
+        let cert = wait_for_certificate(&client, &p.name, self.opts.certificate_timeout).await?;
+        let ck = CertAndKey {
+            cert_pem: cert,
+            key_pem: p.key.serialize_pem(),
+        };
+        self.serving_cert = Some(ck.clone());
+        self.report.serving_issued = Some(Instant::now());
+        self.reach(Stage::ServingCertIssued, Some(&p.name));
+        Ok(ck)
+    }
+
+    /// Step 4a: requests a new client certificate as the node itself (new
+    /// key); returns the CSR name (`csr-…`).
+    pub async fn request_client_rotation(&mut self) -> Result<String> {
+        let client = self.need_node_client()?;
+        let key = new_key()?;
+        let pem = node_csr_pem(&key, &self.opts.node_name, &[])?;
+        let csr = csr_object(
+            None,
+            pem,
+            KUBE_APISERVER_CLIENT_KUBELET,
+            &ROTATION_CLIENT_USAGES,
+            self.opts.expiration_seconds,
+        );
+        let created = Api::<CertificateSigningRequest>::all(client)
+            .create(&PostParams::default(), &csr)
+            .await?;
+        let name = created.metadata.name.unwrap_or_default();
+        self.report.rotation_csr = Some(name.clone());
+        self.report.rotation_csr_created = Some(Instant::now());
+        self.pending_rotation = Some(Pending {
+            name: name.clone(),
+            key,
+        });
+        self.reach(Stage::RotationCsrCreated, Some(&name));
+        Ok(name)
+    }
+
+    /// Step 4b: waits for the rotation CSR and switches to the new certificate.
+    pub async fn wait_client_rotation(&mut self) -> Result<CertAndKey> {
+        let client = self.need_node_client()?;
+        let p = self
+            .pending_rotation
+            .take()
+            .ok_or_else(|| Error::Invalid("no rotation CSR requested".into()))?;
+        let cert = wait_for_certificate(&client, &p.name, self.opts.certificate_timeout).await?;
+        let ck = CertAndKey {
+            cert_pem: cert,
+            key_pem: p.key.serialize_pem(),
+        };
+        self.node_client = Some(Client::try_from(self.config_for(&ck))?);
+        self.client_cert = Some(ck.clone());
+        self.report.rotation_issued = Some(Instant::now());
+        self.reach(Stage::ClientCertRotated, Some(&p.name));
+        Ok(ck)
+    }
+
+    /// Runs the steps in order until `stop_after` (skipping the serving wait
+    /// when `wait_for_serving` is false) and returns the report.
+    pub async fn run(&mut self) -> Result<KubeletReport> {
+        let stop = self.opts.stop_after;
+        let steps = [
+            Stage::ClientCsrCreated,
+            Stage::ClientCertIssued,
+            Stage::NodeRegistered,
+            Stage::ServingCsrCreated,
+            Stage::ServingCertIssued,
+            Stage::RotationCsrCreated,
+            Stage::ClientCertRotated,
+        ];
+        for step in steps.into_iter().filter(|s| *s <= stop) {
+            match step {
+                Stage::ClientCsrCreated => {
+                    self.request_client_certificate().await?;
+                }
+                Stage::ClientCertIssued => {
+                    self.wait_client_certificate().await?;
+                }
+                Stage::NodeRegistered => {
+                    self.register_node().await?;
+                }
+                Stage::ServingCsrCreated => {
+                    self.request_serving_certificate().await?;
+                }
+                Stage::ServingCertIssued if self.opts.wait_for_serving => {
+                    self.wait_serving_certificate().await?;
+                }
+                Stage::ServingCertIssued => {}
+                Stage::RotationCsrCreated => {
+                    self.request_client_rotation().await?;
+                }
+                Stage::ClientCertRotated => {
+                    self.wait_client_rotation().await?;
+                }
+            }
+        }
+        Ok(self.report.clone())
+    }
+}
