@@ -137,3 +137,150 @@ mod tests {
         assert!(!msg.contains("group system:authenticated"), "{msg}");
     }
 }
+
+/// Short-lived memory of SubjectAccessReview answers.
+///
+/// A SAR's answer depends only on the requester (user, uid, groups, extra) and the
+/// subresource, never on the CSR. When thousands of nodes join through one bootstrap
+/// token, or one token floods junk, one SAR per TTL answers them all, so the API server
+/// serves approvals instead of identical reviews. The TTL is short (default 1 s, 0 = off)
+/// so an RBAC change takes effect about as fast as the API server's own RBAC cache
+/// propagates it. Documented in docs/security.md.
+#[derive(Debug)]
+pub struct SarCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<SarKey, (bool, tokio::time::Instant)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SarKey {
+    subresource: SarSubresource,
+    user: Option<String>,
+    uid: Option<String>,
+    groups: Option<Vec<String>>,
+    extra: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+impl SarKey {
+    pub fn new(csr: &CertificateSigningRequest, subresource: SarSubresource) -> Self {
+        SarKey {
+            subresource,
+            user: csr.spec.username.clone(),
+            uid: csr.spec.uid.clone(),
+            groups: csr.spec.groups.clone(),
+            extra: csr.spec.extra.clone(),
+        }
+    }
+}
+
+impl SarCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        SarCache {
+            ttl,
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &SarKey, now: tokio::time::Instant) -> Option<bool> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, at)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(allowed, _)| *allowed)
+    }
+
+    /// `asked_at` is when the SAR was *sent*: the answer is only as fresh as the request.
+    pub fn put(&self, key: SarKey, allowed: bool, asked_at: tokio::time::Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded memory: expired entries go whenever the map grows past a few thousand.
+        if entries.len() > 4096 {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| asked_at.saturating_duration_since(*at) < ttl);
+        }
+        entries.insert(key, (allowed, asked_at));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod cache_tests {
+    use super::*;
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    fn csr(user: &str, groups: &[&str]) -> CertificateSigningRequest {
+        CertificateSigningRequest {
+            spec: CertificateSigningRequestSpec {
+                username: Some(user.into()),
+                groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn answers_within_ttl_only() {
+        let c = SarCache::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let k = SarKey::new(&csr("u", &["g"]), SarSubresource::NodeClient);
+        assert_eq!(c.get(&k, t0), None);
+        c.put(k.clone(), true, t0);
+        assert_eq!(c.get(&k, t0 + Duration::from_millis(999)), Some(true));
+        assert_eq!(c.get(&k, t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn key_covers_every_identity_field_and_the_subresource() {
+        let c = SarCache::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        c.put(
+            SarKey::new(&csr("u", &["g"]), SarSubresource::NodeClient),
+            true,
+            t0,
+        );
+        assert_eq!(
+            c.get(
+                &SarKey::new(&csr("u", &["g"]), SarSubresource::SelfNodeClient),
+                t0
+            ),
+            None
+        );
+        assert_eq!(
+            c.get(
+                &SarKey::new(&csr("u", &["g", "h"]), SarSubresource::NodeClient),
+                t0
+            ),
+            None
+        );
+        assert_eq!(
+            c.get(
+                &SarKey::new(&csr("v", &["g"]), SarSubresource::NodeClient),
+                t0
+            ),
+            None
+        );
+        let mut other_uid = csr("u", &["g"]);
+        other_uid.spec.uid = Some("x".into());
+        assert_eq!(
+            c.get(&SarKey::new(&other_uid, SarSubresource::NodeClient), t0),
+            None
+        );
+    }
+
+    #[test]
+    fn zero_ttl_disables() {
+        let c = SarCache::new(Duration::ZERO);
+        let t0 = Instant::now();
+        let k = SarKey::new(&csr("u", &["g"]), SarSubresource::NodeClient);
+        c.put(k.clone(), true, t0);
+        assert_eq!(c.get(&k, t0), None);
+    }
+}

@@ -67,6 +67,19 @@ pub struct ControllerArgs {
     #[arg(long, env = "TLSBOOT_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
     pub backoff_max: Duration,
 
+    /// How long a SubjectAccessReview answer is reused for the same requester and
+    /// subresource (0 = ask for every CSR, like kube-controller-manager).
+    #[arg(long, env = "TLSBOOT_SAR_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub sar_cache_ttl: Duration,
+    /// Events one requester may cause per minute (beyond: logged only), so a flood of
+    /// junk CSRs from one token cannot become an Event storm.
+    #[arg(
+        long,
+        env = "TLSBOOT_EVENTS_PER_REQUESTER_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub events_per_requester_per_minute: u32,
+
     /// Address for /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -92,6 +105,8 @@ pub struct Config {
     pub resync_period: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    pub sar_cache_ttl: Duration,
+    pub events_per_requester_per_minute: u32,
     pub metrics_bind_address: SocketAddr,
     pub shutdown_timeout: Duration,
 }
@@ -121,6 +136,8 @@ impl TryFrom<ControllerArgs> for Config {
             resync_period,
             backoff_base,
             backoff_max,
+            sar_cache_ttl,
+            events_per_requester_per_minute,
             metrics_bind_address,
             shutdown_timeout,
         } = a;
@@ -171,6 +188,8 @@ impl TryFrom<ControllerArgs> for Config {
             resync_period,
             backoff_base,
             backoff_max,
+            sar_cache_ttl,
+            events_per_requester_per_minute,
             metrics_bind_address,
             shutdown_timeout,
         })

@@ -41,6 +41,21 @@ impl Bucket {
     }
 }
 
+impl Bucket {
+    /// Takes a token only if one is available now (never queues).
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.qps).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Shared limiter; `qps <= 0` means unlimited.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -91,6 +106,17 @@ mod tests {
         assert_eq!(b.take(later), Duration::ZERO);
         assert_eq!(b.take(later), Duration::ZERO);
         assert!(b.take(later) > Duration::ZERO);
+    }
+
+    #[test]
+    fn try_take_never_goes_into_debt() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(1.0, 2, t0);
+        assert!(b.try_take(t0));
+        assert!(b.try_take(t0));
+        assert!(!b.try_take(t0));
+        assert!(!b.try_take(t0));
+        assert!(b.try_take(t0 + Duration::from_secs(1)));
     }
 
     #[tokio::test]

@@ -64,7 +64,9 @@ pub struct Context {
     pub metrics: Metrics,
     pub limiter: RateLimiter,
     pub config: Arc<Config>,
+    pub sar_cache: authz::SarCache,
     memos: Mutex<HashMap<String, Memo>>,
+    event_budget: Mutex<HashMap<String, super::ratelimit::Bucket>>,
 }
 
 impl Context {
@@ -81,9 +83,30 @@ impl Context {
             leader,
             metrics,
             limiter: RateLimiter::new(config.kube_api_qps, config.kube_api_burst),
+            sar_cache: authz::SarCache::new(config.sar_cache_ttl),
             config,
             memos: Mutex::new(HashMap::new()),
+            event_budget: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Per-requester Event budget: one bad token cannot flood the events API.
+    fn event_allowed(&self, requestor: &str) -> bool {
+        let per_minute = self.config.events_per_requester_per_minute;
+        if per_minute == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let mut budgets = self.event_budget.lock().unwrap_or_else(|e| e.into_inner());
+        if budgets.len() > 10_000 {
+            budgets.clear();
+        }
+        budgets
+            .entry(requestor.to_owned())
+            .or_insert_with(|| {
+                super::ratelimit::Bucket::new(f64::from(per_minute) / 60.0, per_minute, now)
+            })
+            .try_take(now)
     }
 
     /// True the first time `cause` is seen for this CSR: one Event, one metric per cause.
@@ -369,6 +392,15 @@ async fn publish_event(
     mut note: String,
 ) {
     if ctx.config.dry_run {
+        return;
+    }
+    let requestor = csr.spec.username.as_deref().unwrap_or("");
+    if !ctx.event_allowed(requestor) {
+        tracing::debug!(
+            reason,
+            requestor,
+            "Event budget for this requester spent; not posting"
+        );
         return;
     }
     // The events API caps notes at 1 kB.
