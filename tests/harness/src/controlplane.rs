@@ -554,6 +554,12 @@ impl ControlPlane {
         Self::slot_ref(&guard, c).is_some_and(|p| p.exited().is_none())
     }
 
+    /// The component's process id (its process group id too), while it runs.
+    pub fn pid(&self, c: Component) -> Option<u32> {
+        let guard = self.lock_procs();
+        Self::slot_ref(&guard, c).map(|p| p.pid)
+    }
+
     /// Waits for `/readyz` = 200 and `kube-system`, e.g. after a restart.
     pub async fn wait_ready(&self) -> Result<()> {
         let client = self.admin_client()?;
@@ -601,6 +607,11 @@ impl ControlPlane {
     /// The run directory: `pki/`, `logs/`, `*.kubeconfig`.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// etcd's data directory (tmpfs), kept across etcd restarts.
+    pub fn etcd_data_dir(&self) -> &Path {
+        &self.etcd_dir
     }
 
     /// A component's log file (appended to across restarts).

@@ -316,6 +316,11 @@ impl SimKubelet {
         &self.opts.node_name
     }
 
+    /// The client holding the bootstrap credentials.
+    pub fn bootstrap_client(&self) -> Client {
+        self.bootstrap.clone()
+    }
+
     pub fn report(&self) -> &KubeletReport {
         &self.report
     }
