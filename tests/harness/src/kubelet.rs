@@ -651,3 +651,54 @@ impl SimKubelet {
         Ok(self.report.clone())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // P-256 SPKI prefix (id-ecPublicKey, prime256v1, uncompressed point).
+    const SPKI_PREFIX: &str = "3059301306072a8648ce3d020106082a8648ce3d03010703420004";
+
+    #[test]
+    fn digested_name_matches_upstream() {
+        // Computed with the Go code of kubelet's digestedName for the P-256
+        // key with d = 12345 (x509.MarshalPKIXPublicKey, sha512.New512_256).
+        let spki = unhex(concat!(
+            "3059301306072a8648ce3d020106082a8648ce3d0301070342000426efcebd0ee9e34a669187e18b3a9122",
+            "b2f733945b649cc9f9f921e9f9dad81290238bde9cc7bb330d150c67704dd25ae7055205744b6f31bf4070",
+            "745872d0e6"
+        ));
+        let name = digested_csr_name(
+            &spki,
+            "system:node:worker-1",
+            &["system:nodes"],
+            &BOOTSTRAP_CLIENT_USAGES,
+        );
+        assert_eq!(name, "node-csr-NFi61nEDgUE-kQUHWDmlMUNfEL9CssHcnVsnMenO0AY");
+    }
+
+    #[test]
+    fn rcgen_spki_is_what_go_marshals() {
+        let spki = new_key().unwrap().subject_public_key_info();
+        assert_eq!(spki.len(), 91);
+        assert_eq!(
+            &spki[..SPKI_PREFIX.len() / 2],
+            unhex(SPKI_PREFIX).as_slice()
+        );
+    }
+
+    #[test]
+    fn default_internal_ip_is_loopback_and_stable() {
+        let a = KubeletOptions::new("node-a");
+        assert!(a.internal_ip.is_loopback());
+        assert_eq!(a.internal_ip, KubeletOptions::new("node-a").internal_ip);
+    }
+}

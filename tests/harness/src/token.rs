@@ -201,3 +201,57 @@ pub async fn wait_authenticates(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_match_the_upstream_pattern_and_round_trip() {
+        for _ in 0..100 {
+            let t = BootstrapToken::generate().unwrap();
+            assert_eq!(BootstrapToken::parse(&t.token()).unwrap(), t);
+        }
+        assert!(BootstrapToken::parse("ABCDEF.0123456789abcdef").is_err());
+        assert!(BootstrapToken::parse("abcdef0123456789abcdef").is_err());
+        assert!(
+            !format!(
+                "{:?}",
+                BootstrapToken::parse("abcdef.0123456789abcdef").unwrap()
+            )
+            .contains("0123")
+        );
+    }
+
+    #[test]
+    fn secret_has_kubeadm_shape() {
+        let t = BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
+        let s = token_secret(
+            &t,
+            &BootstrapTokenOptions {
+                extra_groups: vec![
+                    "system:bootstrappers:a".into(),
+                    "system:bootstrappers:b".into(),
+                ],
+                ..BootstrapTokenOptions::default()
+            },
+        );
+        assert_eq!(s.metadata.name.as_deref(), Some("bootstrap-token-abcdef"));
+        assert_eq!(s.metadata.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(s.type_.as_deref(), Some(SECRET_TYPE));
+        let d = s.data.unwrap();
+        let get = |k: &str| String::from_utf8(d[k].0.clone()).unwrap();
+        assert_eq!(get("token-id"), "abcdef");
+        assert_eq!(get("token-secret"), "0123456789abcdef");
+        assert_eq!(get("usage-bootstrap-authentication"), "true");
+        assert_eq!(get("usage-bootstrap-signing"), "true");
+        assert_eq!(
+            get("auth-extra-groups"),
+            "system:bootstrappers:a,system:bootstrappers:b"
+        );
+        let exp = get("expiration");
+        assert!(exp.ends_with('Z') && exp.len() == 20, "{exp}");
+        assert!(exp.parse::<jiff::Timestamp>().unwrap() > jiff::Timestamp::now());
+    }
+}
