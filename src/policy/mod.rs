@@ -15,6 +15,8 @@ mod pem;
 pub mod upstream;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 pub use csr::{
