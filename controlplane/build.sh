@@ -25,7 +25,8 @@ if [[ "${1:-}" == "--print" ]]; then
   exit 0
 fi
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+# readonly: the committed go.mod/go.sum pin everything; a build never edits them.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 have() {
   [[ -x "$bin_dir/kube-apiserver" && -x "$bin_dir/kube-controller-manager" && -x "$bin_dir/etcd" ]] || return 1
@@ -41,21 +42,37 @@ fi
 command -v go >/dev/null || { echo "controlplane/build.sh: 'go' not found on PATH; install Go >= 1.26" >&2; exit 1; }
 
 log() { printf '[controlplane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-start=$(date +%s)
 mkdir -p "$bin_dir"
+
+# One build at a time per cache (tests, `up` and CI may all ask at once); the
+# waiter then finds the binaries and returns.
+exec 9>"$cache_root/.lock"
+if ! flock -n 9; then
+  log "another build of the control plane is running; waiting for it"
+  flock 9
+fi
+if have; then
+  echo "$bin_dir"
+  exit 0
+fi
+# Leftovers of builds that were killed.
+rm -rf "$bin_dir"/.build.*
+
+start=$(date +%s)
 tmp="$(mktemp -d "$bin_dir/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
 log "building Kubernetes $K8S_VERSION and etcd $ETCD_VERSION into $bin_dir"
-log "first build: about 15-25 minutes on 2 cores (downloads ~600 MB of modules, compiles ~3,000 packages); later runs reuse the cache in seconds"
+log "first build: about 15-25 minutes on 2 cores (downloads ~600 MB of modules, compiles ~2,450 packages); later runs reuse the cache in seconds"
 
-# Progress while go compiles in silence: count finished packages in -x output.
+# Progress while go compiles in silence: count compile actions in -x output
+# (packages already in GOCACHE are not recompiled, so a warm build ends early).
 progress() {
-  local what="$1" logf="$2" pid="$3" n
+  local what="$1" logf="$2" pid="$3" total="$4" n
   while kill -0 "$pid" 2>/dev/null; do
     sleep 30
     n=$(grep -c '/compile -o' "$logf" 2>/dev/null || true)
-    log "$what: $n of ~2,900 packages compiled, $(( $(date +%s) - start ))s elapsed"
+    log "$what: $n of $total packages compiled, $(( $(date +%s) - start ))s elapsed"
   done
 }
 
@@ -68,11 +85,14 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$K8S_MINOR -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 done
 
-log "step 2/3: compiling kube-apiserver and kube-controller-manager"
-(cd "$here/k8s" && go build -x -trimpath -tags=selinux,notest,grpcnotrace -ldflags="$ld" -o "$tmp/" \
+tags=selinux,notest,grpcnotrace
+total=$(cd "$here/k8s" && go list -tags="$tags" -deps k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager | wc -l)
+log "step 2/3: compiling kube-apiserver and kube-controller-manager (~$total packages, the long part)"
+(cd "$here/k8s" && go build -x -trimpath -tags="$tags" -ldflags="$ld" -o "$tmp/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager) 2>"$tmp/k8s.log" &
 pid=$!
-progress "kubernetes" "$tmp/k8s.log" "$pid" &
+progress "kubernetes" "$tmp/k8s.log" "$pid" "$total" &
 ppid=$!
 if ! wait "$pid"; then
   kill "$ppid" 2>/dev/null || true
@@ -82,11 +102,16 @@ if ! wait "$pid"; then
 fi
 kill "$ppid" 2>/dev/null || true
 
-log "step 3/3: compiling etcd"
+log "step 3/3: compiling etcd (about a minute)"
 (cd "$here/etcd" && go build -trimpath -ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
   -o "$tmp/etcd" .) >&2
 
 mv "$tmp/kube-apiserver" "$tmp/kube-controller-manager" "$tmp/etcd" "$bin_dir/"
 have || { log "built binaries do not report the expected versions"; exit 1; }
-log "done in $(( $(date +%s) - start ))s: $(du -sh "$bin_dir" | cut -f1) in $bin_dir"
+secs=$(( $(date +%s) - start ))
+{
+  echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in ${secs}s with $(go env GOVERSION) on $(nproc) cores"
+  (cd "$bin_dir" && ls -l etcd kube-apiserver kube-controller-manager | awk '{print $NF": "$5" bytes"}')
+} >"$bin_dir/BUILD_INFO"
+log "done in ${secs}s: $(du -sh "$bin_dir" | cut -f1) in $bin_dir"
 echo "$bin_dir"

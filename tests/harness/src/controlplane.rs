@@ -17,7 +17,7 @@ use crate::binaries::{Binaries, binaries_for_tests, find_binaries};
 use crate::error::{Error, Result, io};
 use crate::kubeconfig::{Credential, UserKubeconfig};
 use crate::pki::Ca;
-use crate::process::{Proc, forget_dir, remove_at_exit, sweep_stale};
+use crate::process::{ChildProcess as Proc, forget_dir, remove_at_exit, sweep_stale};
 use crate::token::{BootstrapToken, BootstrapTokenOptions};
 
 /// The admin user's name; its client certificate is in `system:masters`.
@@ -544,7 +544,16 @@ impl ControlPlane {
     pub fn stop(&self, c: Component) {
         let proc = Self::slot(&mut self.lock_procs(), c).take();
         if let Some(p) = proc {
-            p.stop(libc::SIGKILL, Duration::ZERO);
+            p.kill();
+        }
+    }
+
+    /// Like [`ControlPlane::stop`] but SIGTERM first (graceful shutdown),
+    /// SIGKILL after `grace`. Blocks the calling thread up to `grace`.
+    pub fn terminate(&self, c: Component, grace: Duration) {
+        let proc = Self::slot(&mut self.lock_procs(), c).take();
+        if let Some(p) = proc {
+            p.terminate(grace);
         }
     }
 
@@ -557,7 +566,7 @@ impl ControlPlane {
     /// The component's process id (its process group id too), while it runs.
     pub fn pid(&self, c: Component) -> Option<u32> {
         let guard = self.lock_procs();
-        Self::slot_ref(&guard, c).map(|p| p.pid)
+        Self::slot_ref(&guard, c).map(|p| p.pid())
     }
 
     /// Waits for `/readyz` = 200 and `kube-system`, e.g. after a restart.

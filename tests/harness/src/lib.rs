@@ -32,5 +32,5 @@ pub use error::{Error, Result};
 pub use kubeconfig::{Credential, UserKubeconfig};
 pub use kubelet::{KubeletOptions, KubeletReport, SimKubelet, Stage};
 pub use pki::{Ca, CertAndKey};
-pub use process::log_tail;
+pub use process::{ChildProcess, log_tail};
 pub use token::{BootstrapToken, BootstrapTokenOptions, whoami};

@@ -99,7 +99,9 @@ pub(crate) fn kill_all() {
         .map(|m| m.drain().map(|(_, c)| c).collect())
         .unwrap_or_default();
     for mut child in children {
-        signal_group(child.id(), libc::SIGKILL);
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            signal_group(child.id(), libc::SIGKILL);
+        }
         let _ = child.wait();
     }
 }
@@ -167,17 +169,22 @@ fn spawn_here(cmd: &mut Command) -> io::Result<Child> {
     cmd.spawn()
 }
 
-/// A supervised child: its own process group, output appended to a log file,
-/// killed with its group on drop.
+/// A supervised child: its own process group, stdout and stderr appended to a
+/// log file, killed with its group on drop, at process exit and (by the
+/// kernel) when the process dies. Use it for any child a test starts, e.g.
+/// the `tlsboot` daemon under test, so that none can leak.
 #[derive(Debug)]
-pub(crate) struct Proc {
-    pub(crate) name: &'static str,
-    pub(crate) pid: u32,
-    pub(crate) log: PathBuf,
+pub struct ChildProcess {
+    name: &'static str,
+    pid: u32,
+    log: PathBuf,
+    /// Set once we reaped it ourselves (it then leaves the registry).
+    status: Mutex<Option<ExitStatus>>,
 }
 
-impl Proc {
-    pub(crate) fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> Result<Proc> {
+impl ChildProcess {
+    /// Starts `cmd` (stdin closed, output appended to `log`).
+    pub fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> Result<ChildProcess> {
         install_guards();
         let out = OpenOptions::new()
             .create(true)
@@ -202,22 +209,50 @@ impl Proc {
         lock(&LIVE)
             .get_or_insert_with(HashMap::new)
             .insert(pid, child);
-        Ok(Proc {
+        Ok(ChildProcess {
             name,
             pid,
             log: log.to_path_buf(),
+            status: Mutex::new(None),
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// SIGKILL to the process group, then reap. Idempotent.
+    pub fn kill(&self) {
+        self.stop(libc::SIGKILL, Duration::ZERO);
+    }
+
+    /// SIGTERM to the process group; SIGKILL after `grace`. Blocks the
+    /// calling thread up to `grace`. Idempotent.
+    pub fn terminate(&self, grace: Duration) {
+        self.stop(libc::SIGTERM, grace);
+    }
+
     /// `Some(status)` once the process has exited.
-    pub(crate) fn exited(&self) -> Option<ExitStatus> {
+    pub fn exited(&self) -> Option<ExitStatus> {
+        if let Some(s) = *lock(&self.status) {
+            return Some(s);
+        }
         let mut live = lock(&LIVE);
         let child = live.as_mut()?.get_mut(&self.pid)?;
         child.try_wait().ok().flatten()
     }
 
     /// Error describing an early exit, with the log's tail.
-    pub(crate) fn exit_error(&self, status: ExitStatus) -> Error {
+    pub fn exit_error(&self, status: ExitStatus) -> Error {
         Error::ProcessExited {
             process: self.name,
             status: status.to_string(),
@@ -227,28 +262,35 @@ impl Proc {
     }
 
     /// Sends `sig` to the process group, waits up to `grace` for the exit and
-    /// then uses SIGKILL. Idempotent.
+    /// then uses SIGKILL. Idempotent. Blocks the calling thread up to `grace`.
     pub(crate) fn stop(&self, sig: libc::c_int, grace: Duration) {
         let child = lock(&LIVE).as_mut().and_then(|m| m.remove(&self.pid));
         let Some(mut child) = child else { return };
-        signal_group(self.pid, sig);
-        if sig != libc::SIGKILL {
+        // Once reaped (try_wait reaps), the pid may be reused: never signal it.
+        let mut reaped = matches!(child.try_wait(), Ok(Some(_)));
+        if !reaped {
+            signal_group(self.pid, sig);
+        }
+        if sig != libc::SIGKILL && !reaped {
             let deadline = std::time::Instant::now() + grace;
             while std::time::Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
-                    // The leader is gone; clean up anything left in its group.
-                    signal_group(self.pid, libc::SIGKILL);
-                    return;
+                    reaped = true;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            signal_group(self.pid, libc::SIGKILL);
+            if !reaped {
+                signal_group(self.pid, libc::SIGKILL);
+            }
         }
-        let _ = child.wait();
+        if let Ok(s) = child.wait() {
+            *lock(&self.status) = Some(s);
+        }
     }
 }
 
-impl Drop for Proc {
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.stop(libc::SIGKILL, Duration::ZERO);
     }

@@ -84,6 +84,13 @@ async fn own_control_plane_approves_restarts_and_cleans_up() {
     assert!(!std::path::Path::new(&format!("/proc/{old_etcd}")).exists());
     cp.start_component(Component::Etcd).await.unwrap();
     cp.wait_ready().await.unwrap();
+    let t = Instant::now();
+    cp.terminate(Component::ApiServer, Duration::from_secs(3));
+    eprintln!(
+        "kube-apiserver stopped in {:.1?} after SIGTERM",
+        t.elapsed()
+    );
+    assert!(!cp.is_running(Component::ApiServer));
     cp.start_component(Component::ApiServer).await.unwrap();
     let admin = cp.admin_client().unwrap();
     let csrs = Api::<CertificateSigningRequest>::all(admin);
