@@ -62,4 +62,10 @@ pub enum Command {
     /// Run the approver daemon: auto-approve kubelet client CSRs after SubjectAccessReview,
     /// queue serving CSRs for people.
     Controller(Box<crate::controller::ControllerArgs>),
+    /// Bootstrap tokens, kubeadm-compatible: create (with the kubelet's bootstrap kubeconfig), list, delete, generate.
+    Token(crate::token::TokenArgs),
+    /// The three ClusterRoleBindings TLS bootstrapping needs: print or apply them.
+    Rbac(crate::token::RbacArgs),
+    /// Check the cluster's TLS bootstrap readiness: RBAC, approver, tokens, CSRs. Exit 1 on any failure.
+    Doctor(crate::token::DoctorArgs),
 }

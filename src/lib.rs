@@ -9,3 +9,4 @@ pub mod controller;
 pub mod policy;
 pub mod review;
 pub mod telemetry;
+pub mod token;

@@ -25,6 +25,21 @@ fn main() -> ExitCode {
             tlsboot::controller::run(conn, *args).await?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Token(args) if args.offline() => {
+            tlsboot::token::run_token_offline(&args).map_err(Into::into)
+        }
+        Command::Token(args) => {
+            block_on(async move { Ok(tlsboot::token::run_token(&conn, args).await?) })
+        }
+        Command::Rbac(args) if args.offline() => {
+            tlsboot::token::run_rbac_offline(&args).map_err(Into::into)
+        }
+        Command::Rbac(args) => {
+            block_on(async move { Ok(tlsboot::token::run_rbac(&conn, args).await?) })
+        }
+        Command::Doctor(args) => {
+            block_on(async move { Ok(tlsboot::token::run_doctor(&conn, args).await?) })
+        }
     };
     match result {
         Ok(code) => code,
