@@ -73,8 +73,12 @@ impl From<StopAfter> for Stage {
 #[derive(clap::Args)]
 struct KubeletArgs {
     /// Kubeconfig holding the bootstrap token (what `--bootstrap-kubeconfig` of a kubelet holds).
+    /// Any kubeconfig works with `--token`, which replaces its credentials.
     #[arg(long, env = "BOOTSTRAP_KUBECONFIG")]
     bootstrap_kubeconfig: PathBuf,
+    /// Bootstrap token `<id>.<secret>` to use instead of the kubeconfig's credentials.
+    #[arg(long, env = "BOOTSTRAP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Number of kubelets.
     #[arg(short = 'n', long, default_value_t = 1)]
     nodes: usize,
@@ -201,9 +205,16 @@ async fn kubelet(a: KubeletArgs) -> anyhow::Result<()> {
     }
     let kc = kube::config::Kubeconfig::read_from(&a.bootstrap_kubeconfig)
         .with_context(|| format!("read {}", a.bootstrap_kubeconfig.display()))?;
-    let config =
+    let mut config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await?;
+    if let Some(t) = &a.token {
+        let token = tlsboot_harness::BootstrapToken::parse(t)?;
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.token().into()),
+            ..kube::config::AuthInfo::default()
+        };
+    }
     // One bootstrap connection pool for all kubelets (they share the token).
     let client = kube::Client::try_from(config.clone())?;
     let started = Instant::now();
