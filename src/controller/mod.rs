@@ -129,11 +129,14 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
     ));
 
     let mut stores = Vec::new();
+    let mut synced_flags: Vec<Arc<std::sync::atomic::AtomicBool>> = Vec::new();
     let mut controllers = Vec::new();
     for signer in [SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING] {
         let api: Api<CertificateSigningRequest> = Api::all(client.clone());
         let wc = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
         let (reader, writer) = reflector::store();
+        let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        synced_flags.push(synced.clone());
         // Keep only what decisions need: managedFields can be most of a CSR's bytes.
         let stream = watcher(api, wc)
             .default_backoff()
@@ -141,6 +144,13 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
                 csr.meta_mut().managed_fields = None;
             })
             .reflect(writer)
+            // Readiness comes from the stream itself: Store::wait_until_ready wakes only
+            // one waiter, and the Controller is already that waiter.
+            .inspect(move |event| {
+                if let Ok(watcher::Event::InitDone) = event {
+                    synced.store(true, Ordering::Relaxed);
+                }
+            })
             .applied_objects();
         stores.push((signer.to_owned(), reader.clone()));
         let work = work_stop.clone();
@@ -184,10 +194,10 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
 
     {
         let s = http_state.clone();
-        let stores = stores.clone();
         tokio::spawn(async move {
-            for (_, store) in &stores {
-                let _ = store.wait_until_ready().await;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while !synced_flags.iter().all(|f| f.load(Ordering::Relaxed)) {
+                tick.tick().await;
             }
             s.ready.store(true, Ordering::Relaxed);
             tracing::info!("CSR caches synced; ready");

@@ -416,7 +416,7 @@ async fn publish_event(
     let now = Timestamp::now();
     let event = Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{name}.")),
+            name: Some(event_name(name, now)),
             namespace: Some(EVENT_NAMESPACE.to_owned()),
             ..ObjectMeta::default()
         },
@@ -444,6 +444,27 @@ async fn publish_event(
     }
 }
 
+/// Event names must be DNS subdomains, but kubelet CSR names (`node-csr-<base64url>`)
+/// carry upper case and `_`: lower-case and replace, keep it short, add client-go's
+/// `.<hex nanoseconds>` suffix for uniqueness.
+pub fn event_name(csr_name: &str, now: Timestamp) -> String {
+    let mut base: String = csr_name
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' | '.' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .take(200)
+        .collect();
+    while base.ends_with(['-', '.']) {
+        base.pop();
+    }
+    let base = base.trim_start_matches(['-', '.']);
+    let base = if base.is_empty() { "csr" } else { base };
+    format!("{base}.{:x}", now.as_nanosecond())
+}
+
 pub fn error_policy(
     csr: Arc<CertificateSigningRequest>,
     err: &ReconcileError,
@@ -460,6 +481,19 @@ pub fn error_policy(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_are_dns_subdomains() {
+        let t = Timestamp::from_second(1_700_000_000).unwrap();
+        let n = event_name("node-csr-Ab_9-XyZ", t);
+        assert!(n.starts_with("node-csr-ab-9-xyz."), "{n}");
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        );
+        assert!(event_name("__", t).starts_with("csr."));
+        assert!(event_name(&"x".repeat(400), t).len() < 253);
+    }
 
     #[test]
     fn backoff_doubles_from_base_and_caps() {
