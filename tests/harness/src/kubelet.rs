@@ -40,6 +40,11 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData
 use crate::error::{Error, Result};
 use crate::pki::{CertAndKey, new_key};
 
+const PP: PostParams = PostParams {
+    dry_run: false,
+    field_manager: None,
+};
+
 pub const KUBE_APISERVER_CLIENT_KUBELET: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
 
@@ -232,6 +237,39 @@ fn issued(csr: &CertificateSigningRequest) -> Result<Option<String>> {
         .map(|c| String::from_utf8_lossy(&c.0).into_owned()))
 }
 
+/// Errors a real kubelet retries: API server overload (429), server errors,
+/// and transport failures (e.g. while kube-apiserver restarts).
+pub fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// Retries `f` on transient errors with capped, jittered exponential backoff
+/// (like client-go's certificate manager) until `deadline`.
+async fn retrying<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = kube::Result<T>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if is_transient(&e) && Instant::now() + delay < deadline => {
+                let mut r = [0u8; 1];
+                let _ = getrandom::fill(&mut r);
+                let jitter = delay.mul_f64(f64::from(r[0]) / 255.0 * 0.2);
+                tokio::time::sleep(delay + jitter).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Watches CSR `name` until it has a certificate (like client-go's
 /// `csr.WaitForCertificate`), re-listing whenever a watch ends.
 pub async fn wait_for_certificate(
@@ -240,9 +278,10 @@ pub async fn wait_for_certificate(
     timeout: Duration,
 ) -> Result<String> {
     let api = Api::<CertificateSigningRequest>::all(client.clone());
+    let deadline = Instant::now() + timeout;
     let wait = async {
         loop {
-            let csr = api.get(name).await?;
+            let csr = retrying(deadline, || api.get(name)).await?;
             if let Some(cert) = issued(&csr)? {
                 return Ok(cert);
             }
@@ -250,8 +289,18 @@ pub async fn wait_for_certificate(
             let wp = WatchParams::default()
                 .fields(&format!("metadata.name={name}"))
                 .timeout(290);
-            let mut events = api.watch(&wp, &rv).await?.boxed();
-            while let Some(ev) = events.try_next().await? {
+            let mut events = retrying(deadline, || api.watch(&wp, &rv)).await?.boxed();
+            loop {
+                let ev = match events.try_next().await {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => break,
+                    // A broken watch (e.g. kube-apiserver restarting): re-GET.
+                    Err(e) if is_transient(&e) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 match ev {
                     WatchEvent::Added(c) | WatchEvent::Modified(c) => {
                         if let Some(cert) = issued(&c)? {
@@ -361,6 +410,11 @@ impl SimKubelet {
         self.report.reached = Some(s);
     }
 
+    /// Upper bound for one step's retries.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.opts.certificate_timeout
+    }
+
     fn need_node_client(&self) -> Result<Client> {
         self.node_client
             .clone()
@@ -387,10 +441,10 @@ impl SimKubelet {
             self.opts.expiration_seconds,
         );
         let api = Api::<CertificateSigningRequest>::all(self.bootstrap.clone());
-        match api.create(&PostParams::default(), &csr).await {
+        match retrying(self.deadline(), || api.create(&PP, &csr)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {}
+            Err(e) => return Err(e),
         }
         self.report.client_csr = Some(name.clone());
         self.report.client_csr_created = Some(Instant::now());
@@ -464,10 +518,13 @@ impl SimKubelet {
             }),
         };
         let api = Api::<Node>::all(client);
-        let created = match api.create(&PostParams::default(), &node).await {
+        let deadline = self.deadline();
+        let created = match retrying(deadline, || api.create(&PP, &node)).await {
             Ok(n) => n,
-            Err(kube::Error::Api(s)) if s.code == 409 => api.get(&self.opts.node_name).await?,
-            Err(e) => return Err(e.into()),
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {
+                retrying(deadline, || api.get(&self.opts.node_name)).await?
+            }
+            Err(e) => return Err(e),
         };
         let has_addresses = created
             .status
@@ -479,11 +536,11 @@ impl SimKubelet {
         } else {
             // Like the kubelet's status sync: addresses live in status.
             let patch = serde_json::json!({ "status": { "addresses": self.addresses() } });
-            api.patch_status(
-                &self.opts.node_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+            let pp = PatchParams::default();
+            let patch = Patch::Merge(&patch);
+            retrying(deadline, || {
+                api.patch_status(&self.opts.node_name, &pp, &patch)
+            })
             .await?
         };
         self.reach(Stage::NodeRegistered, None);
@@ -531,9 +588,8 @@ impl SimKubelet {
             &SERVING_USAGES,
             self.opts.expiration_seconds,
         );
-        let created = Api::<CertificateSigningRequest>::all(client)
-            .create(&PostParams::default(), &csr)
-            .await?;
+        let api = Api::<CertificateSigningRequest>::all(client);
+        let created = retrying(self.deadline(), || api.create(&PP, &csr)).await?;
         let name = created.metadata.name.unwrap_or_default();
         self.report.serving_csr = Some(name.clone());
         self.report.serving_csr_created = Some(Instant::now());
@@ -576,9 +632,8 @@ impl SimKubelet {
             &ROTATION_CLIENT_USAGES,
             self.opts.expiration_seconds,
         );
-        let created = Api::<CertificateSigningRequest>::all(client)
-            .create(&PostParams::default(), &csr)
-            .await?;
+        let api = Api::<CertificateSigningRequest>::all(client);
+        let created = retrying(self.deadline(), || api.create(&PP, &csr)).await?;
         let name = created.metadata.name.unwrap_or_default();
         self.report.rotation_csr = Some(name.clone());
         self.report.rotation_csr_created = Some(Instant::now());

@@ -2,6 +2,8 @@
 //! etcd and kube-apiserver on the same ports and data, and clean teardown.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -77,6 +79,21 @@ async fn own_control_plane_approves_restarts_and_cleans_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A kubelet waits for its serving certificate (never auto-approved)
+    // across the restarts below, as a real one would.
+    let token = cp
+        .create_bootstrap_token(&BootstrapTokenOptions::default())
+        .await
+        .unwrap();
+    let boot = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let mut waiting =
+        SimKubelet::new(boot.config(), KubeletOptions::new("across-restarts")).unwrap();
+    waiting.request_client_certificate().await.unwrap();
+    waiting.wait_client_certificate().await.unwrap();
+    waiting.register_node().await.unwrap();
+    let serving = waiting.request_serving_certificate().await.unwrap();
+    let waiter = tokio::spawn(async move { waiting.wait_serving_certificate().await });
+
     // Fault injection: etcd and kube-apiserver come back on the same ports and data.
     let old_etcd = cp.pid(Component::Etcd).unwrap();
     cp.stop(Component::Etcd);
@@ -99,6 +116,13 @@ async fn own_control_plane_approves_restarts_and_cleans_up() {
         "data survived the restarts"
     );
     bootstrap_one(&cp, "kcm-approved-1").await;
+    common::approve_as(&cp.admin_client().unwrap(), &serving)
+        .await
+        .unwrap();
+    waiter
+        .await
+        .unwrap()
+        .expect("the serving certificate arrives despite the restarts");
 
     // Teardown leaves nothing behind.
     let pids: Vec<u32> = [
