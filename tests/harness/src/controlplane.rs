@@ -232,6 +232,21 @@ impl ControlPlane {
     /// Starts etcd, kube-apiserver and (unless disabled) kube-controller-manager
     /// and returns once the API server is ready and `kube-system` exists.
     pub async fn start(opts: Options) -> Result<ControlPlane> {
+        // Free ports are chosen, released, then bound by the child: another
+        // process on the machine can take one in between. Retry with new ones.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(opts.clone(), attempt == 3).await {
+                Err(e) if attempt < 3 && is_port_clash(&e) => {
+                    tracing::warn!(error = %e, "port taken during start-up; retrying with new ports");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn start_once(opts: Options, last_attempt: bool) -> Result<ControlPlane> {
         let t0 = Instant::now();
         let bins = match &opts.binaries {
             Some(b) => b.clone(),
@@ -302,8 +317,8 @@ impl ControlPlane {
             keep_dir: false,
         };
         if let Err(e) = cp.boot().await {
-            // Keep the logs the error message points to.
-            cp.keep_dir = true;
+            // Keep the logs the error message points to (unless we retry).
+            cp.keep_dir = last_attempt || !is_port_clash(&e);
             return Err(e);
         }
         cp.startup.total = t0.elapsed();
@@ -779,6 +794,10 @@ impl ControlPlane {
             self.stop(c);
         }
     }
+}
+
+fn is_port_clash(e: &Error) -> bool {
+    matches!(e, Error::ProcessExited { tail, .. } if tail.contains("address already in use"))
 }
 
 async fn api_ready(client: &kube::Client) -> std::result::Result<(), String> {

@@ -145,3 +145,33 @@ async fn own_control_plane_approves_restarts_and_cleans_up() {
         assert!(!d.exists(), "{} survived", d.display());
     }
 }
+
+#[tokio::test]
+async fn a_failed_start_reports_the_process_log() {
+    let Some(bins) = binaries_for_tests().expect("control-plane binaries") else {
+        return;
+    };
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let err = ControlPlane::start(Options {
+        binaries: Some(bins),
+        etcd_args: vec![format!("--listen-client-urls=http://127.0.0.1:{port}")],
+        ..Options::default()
+    })
+    .await
+    .expect_err("etcd cannot bind a taken port");
+    let tlsboot_harness::Error::ProcessExited {
+        process, log, tail, ..
+    } = &err
+    else {
+        panic!("unexpected error: {err}");
+    };
+    assert_eq!(*process, "etcd");
+    assert!(tail.contains("address already in use"), "{tail}");
+    assert!(
+        log.exists(),
+        "the log named in the error is kept: {}",
+        log.display()
+    );
+    let _ = std::fs::remove_dir_all(log.parent().unwrap().parent().unwrap());
+}
