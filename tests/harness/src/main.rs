@@ -40,6 +40,11 @@ struct UpArgs {
     /// Skip the seed RBAC bindings (bootstrappers may create CSRs, nodes renew).
     #[arg(long)]
     no_seed_rbac: bool,
+    /// KCM `--kube-api-qps` / `--kube-api-burst` (KCM's defaults: 20 / 30).
+    #[arg(long)]
+    kcm_qps: Option<f32>,
+    #[arg(long)]
+    kcm_burst: Option<u32>,
     /// Also copy the admin kubeconfig to this path (mode 0600).
     #[arg(long)]
     kubeconfig_out: Option<PathBuf>,
@@ -123,6 +128,8 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         csrapproving: a.csrapproving,
         tokencleaner: a.tokencleaner,
         seed_rbac: !a.no_seed_rbac,
+        kcm_api_qps: a.kcm_qps,
+        kcm_api_burst: a.kcm_burst,
         ..Options::default()
     };
     let controllers = opts.controllers();
