@@ -264,6 +264,9 @@ impl ControlPlane {
         };
         sweep_stale(&etcd_parent, "tlsboot-etcd-");
         let etcd_dir = etcd_parent.join(format!("tlsboot-etcd-{pid}-{n}"));
+        // Same pid and sequence number = a dead run's leftovers: start clean.
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&etcd_dir);
         for d in [dir.join("pki"), dir.join("logs"), etcd_dir.clone()] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
         }
