@@ -115,12 +115,18 @@ pub fn binaries_for_tests() -> Result<Option<Binaries>> {
     match find_binaries() {
         Ok(b) => Ok(Some(b)),
         Err(e @ Error::BinariesMissing { .. }) if !in_ci() => {
-            eprintln!(
-                "\n==================== SKIPPED: needs a real control plane ====================\n\
-                 {e}\n\
-                 (in CI, with CI=true, this test fails instead)\n\
-                 =============================================================================\n"
-            );
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                use std::io::Write as _;
+                // Straight to the fd: libtest captures eprintln! of passing tests.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n==================== SKIPPED: needs a real control plane ====================\n\
+                     {e}\n\
+                     (in CI, with CI=true, these tests fail instead)\n\
+                     =============================================================================\n"
+                );
+            });
             Ok(None)
         }
         Err(e) => Err(e),
