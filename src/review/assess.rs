@@ -478,7 +478,7 @@ impl Assessment {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;

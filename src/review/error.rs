@@ -8,28 +8,18 @@ pub enum ReviewError {
     #[error(transparent)]
     Connection(#[from] ConnectionError),
     #[error(
-        "cannot reach the Kubernetes API server at {url}: {source}\n\
+        "cannot reach the Kubernetes API server at {url}: {detail}\n\
          (check the server address in your kubeconfig, --context, and that the cluster is up)"
     )]
-    Unreachable {
-        url: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// kubectl's wording for a missing object.
-    #[error(
-        "Error from server (NotFound): certificatesigningrequests.certificates.k8s.io \"{name}\" not found"
-    )]
+    Unreachable { url: String, detail: String },
+    /// kubectl's wording for a missing object (printed after `Error from server (NotFound): `).
+    #[error("certificatesigningrequests.certificates.k8s.io \"{name}\" not found")]
     NotFound { name: String },
     /// A 403, with the permission the caller is missing.
     #[error("{0}")]
     Forbidden(String),
-    #[error("{what}: {source}")]
-    Api {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("{what}: {detail}")]
+    Api { what: String, detail: String },
     #[error(transparent)]
     Approval(#[from] ApprovalError),
     /// Checks failed and `--force` was not given; the text lists them.
@@ -64,5 +54,62 @@ impl From<serde_json::Error> for ReviewError {
 impl From<serde_yaml_ng::Error> for ReviewError {
     fn from(e: serde_yaml_ng::Error) -> Self {
         ReviewError::Encode(e.to_string())
+    }
+}
+
+/// A kube error as one line: the API server's message for API errors (not the whole Status),
+/// else the error and its causes joined with `: ` (a refused connection is three levels deep).
+pub fn kube_error_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let mut t = s.message.clone();
+            if !s.reason.is_empty() {
+                t.push_str(&format!(" ({}, {})", s.reason, s.code));
+            } else if s.code != 0 {
+                t.push_str(&format!(" ({})", s.code));
+            }
+            t
+        }
+        other => chain_text(other),
+    }
+}
+
+/// An error and its sources, skipping a source whose text is already in the message.
+pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// Prints `e` to stderr the way kubectl would: `Error from server (NotFound): …` for a missing
+/// CSR, `error: …` for the rest. A closed stdout (`| head`) is not worth a message.
+pub fn report(e: &ReviewError) {
+    match e {
+        ReviewError::NotFound { .. } => eprintln!("Error from server (NotFound): {e}"),
+        ReviewError::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => eprintln!("error: {}", chain_text(other)),
+    }
+}
+
+/// Ends a command: errors are reported here (so `main` does not print them a second time
+/// through anyhow's chain) and become exit code 1.
+pub fn finish(result: Result<std::process::ExitCode, ReviewError>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(ReviewError::Output(io)) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e);
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{Api, ListParams, PostParams};
 
 use super::assess::{ClusterFacts, NodeLookup, OwnedAddress, assess};
-use super::error::ReviewError;
+use super::error::{ReviewError, kube_error_text};
 use crate::cluster::Connection;
 
 /// A connected client and the server it talks to (for error messages).
@@ -60,18 +60,19 @@ impl Session {
 
     /// Maps a transport-level failure to [`ReviewError::Unreachable`], anything else to `Api`.
     pub fn api_error(&self, what: impl Into<String>, e: kube::Error) -> ReviewError {
+        let detail = kube_error_text(&e);
         match e {
             kube::Error::Api(_) => ReviewError::Api {
                 what: what.into(),
-                source: e,
+                detail,
             },
             kube::Error::Auth(_) => ReviewError::Api {
                 what: format!("{} (authenticating to {})", what.into(), self.url),
-                source: e,
+                detail,
             },
             _ => ReviewError::Unreachable {
                 url: self.url.clone(),
-                source: e,
+                detail,
             },
         }
     }

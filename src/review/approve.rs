@@ -1,0 +1,573 @@
+//! `tlsboot approve` / `tlsboot deny`: kubectl's semantics and output, plus tlsboot's refusal to
+//! approve a CSR whose checks fail (without `--force`). Every write goes through
+//! [`crate::cluster::write_approval`].
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+
+use super::assess::{Assessment, ClusterFacts, assess};
+use super::error::{ReviewError, finish, kube_error_text, report};
+use super::format::{is_pending, resource_name};
+use super::list::{sort_queue, to_json_pretty};
+use super::session::Session;
+use crate::cluster::{
+    ApprovalDecision, ApprovalError, ApprovalOutcome, ApprovalWrite, Connection, write_approval,
+};
+use crate::policy::{SIGNER_KUBELET_SERVING, SignerClass};
+
+/// Condition `reason` of an approval written by tlsboot's review commands.
+pub const REASON_APPROVE: &str = "TlsbootApprove";
+/// Condition `reason` of a denial written by tlsboot's review commands.
+pub const REASON_DENY: &str = "TlsbootDeny";
+/// kubectl's bound on 409 retries.
+pub const MAX_CONFLICT_RETRIES: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecisionOutput {
+    /// `certificatesigningrequest.certificates.k8s.io/NAME`, without the verb.
+    Name,
+    /// The CSR as stored.
+    Json,
+    Yaml,
+}
+
+/// Flags shared by approve and deny.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecisionFlags {
+    /// Update the CSR even if it already has the condition (as kubectl); for approve, also
+    /// approve it although checks fail.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Server-side dry run: admission and RBAC run, nothing is stored. `--dry-run=server` is
+    /// accepted for kubectl habits.
+    #[arg(
+        long,
+        value_name = "server",
+        num_args = 0..=1,
+        default_missing_value = "server",
+        value_parser = ["server"]
+    )]
+    pub dry_run: Option<String>,
+
+    /// Output format (default: `certificatesigningrequest.certificates.k8s.io/NAME approved`).
+    #[arg(short, long, value_enum)]
+    pub output: Option<DecisionOutput>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApproveArgs {
+    /// Names of the CSRs to approve.
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all_valid",
+        conflicts_with = "all_valid"
+    )]
+    pub names: Vec<String>,
+
+    /// Approve every pending kubelet-serving CSR whose checks all pass; the others are listed
+    /// on stderr with the checks that failed. Never approves kubelet-client CSRs.
+    #[arg(long, conflicts_with = "force")]
+    pub all_valid: bool,
+
+    #[command(flatten)]
+    pub flags: DecisionFlags,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DenyArgs {
+    /// Names of the CSRs to deny.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+
+    /// Why, in words; recorded in the Denied condition's message.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+
+    #[command(flatten)]
+    pub flags: DecisionFlags,
+}
+
+/// Which command writes, for the condition message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Approve,
+    Deny,
+    Review,
+}
+
+impl Via {
+    fn command(self) -> &'static str {
+        match self {
+            Via::Approve => "tlsboot approve",
+            Via::Deny => "tlsboot deny",
+            Via::Review => "tlsboot review",
+        }
+    }
+}
+
+/// The condition message: who decided, with which tlsboot command, and anything the audit
+/// trail should keep (checks overridden with --force, the deny reason).
+pub fn condition_message(
+    decision: ApprovalDecision,
+    user: Option<&str>,
+    via: Via,
+    forced_past: &[&str],
+    reason: Option<&str>,
+) -> String {
+    let verb = match decision {
+        ApprovalDecision::Approve => "Approved",
+        ApprovalDecision::Deny => "Denied",
+    };
+    let who = user.unwrap_or("an unidentified user");
+    let mut m = format!("{verb} by {who} with {}.", via.command());
+    if !forced_past.is_empty() {
+        m.push_str(&format!(
+            " Approved with --force although these checks failed: {}.",
+            forced_past.join(", ")
+        ));
+    }
+    if let Some(r) = reason.map(str::trim).filter(|r| !r.is_empty()) {
+        m.push_str(&format!(" Reason: {r}"));
+    }
+    m
+}
+
+/// What approving `a` needs: `Ok(failed checks to record)` or `Err(refusal)`.
+pub fn approval_gate(a: &Assessment, force: bool) -> Result<Vec<&'static str>, ReviewError> {
+    let failed: Vec<&'static str> = a.failed().map(|c| c.name).collect();
+    if failed.is_empty() {
+        return Ok(failed);
+    }
+    if force {
+        return Ok(failed);
+    }
+    if a.decision.parsed.is_none() && a.class != SignerClass::Other {
+        let reason = a
+            .failed()
+            .next()
+            .and_then(|c| c.detail.clone())
+            .unwrap_or_default();
+        return Err(ReviewError::MalformedRequest {
+            name: a.name.clone(),
+            reason,
+        });
+    }
+    Err(ReviewError::Refused(a.refusal().unwrap_or_default()))
+}
+
+/// One decision to write.
+pub struct DecisionRequest<'a> {
+    pub decision: ApprovalDecision,
+    pub via: Via,
+    pub user: Option<&'a str>,
+    pub force: bool,
+    pub dry_run: bool,
+    pub reason: Option<&'a str>,
+}
+
+/// What happened to one CSR.
+#[derive(Debug)]
+pub enum Done {
+    Written(Box<CertificateSigningRequest>),
+    /// The condition was already there (kubectl prints success anyway).
+    Already(Box<CertificateSigningRequest>),
+}
+
+/// Checks (approve only), then writes through `write_approval`. Errors come back explained.
+pub async fn decide_one(
+    session: &Session,
+    csr: CertificateSigningRequest,
+    facts: &ClusterFacts,
+    req: &DecisionRequest<'_>,
+) -> Result<Done, ReviewError> {
+    let a = assess(&csr, facts);
+    let forced_past = if req.decision == ApprovalDecision::Approve {
+        approval_gate(&a, req.force)?
+    } else {
+        Vec::new()
+    };
+    let write = ApprovalWrite {
+        decision: req.decision,
+        reason: match req.decision {
+            ApprovalDecision::Approve => REASON_APPROVE,
+            ApprovalDecision::Deny => REASON_DENY,
+        }
+        .to_owned(),
+        message: condition_message(req.decision, req.user, req.via, &forced_past, req.reason),
+        force: req.force,
+        dry_run: req.dry_run,
+        max_conflict_retries: MAX_CONFLICT_RETRIES,
+    };
+    let approving = req.decision == ApprovalDecision::Approve;
+    let force = req.force;
+    // Re-read copies after a 409 are judged again: the spec cannot change, but a copy that
+    // suddenly fails (e.g. replaced under the same name) must not be approved.
+    let recheck = |c: &CertificateSigningRequest| {
+        if approving && !force {
+            match assess(c, facts).refusal() {
+                Some(r) => Err(r),
+                None => Ok(()),
+            }
+        } else {
+            Ok(())
+        }
+    };
+    let name = a.name.clone();
+    let signer = a.signer_name.clone();
+    let original = csr.clone();
+    match write_approval(&session.csrs(), csr, &write, recheck, || Ok(())).await {
+        Ok(ApprovalOutcome::Written(stored)) => Ok(Done::Written(stored)),
+        Ok(ApprovalOutcome::AlreadyDone) => Ok(Done::Already(Box::new(original))),
+        Ok(ApprovalOutcome::Refused(r)) => Err(ReviewError::Refused(r)),
+        Err(ApprovalError::NotFound { name }) => Err(ReviewError::NotFound { name }),
+        Err(ApprovalError::Forbidden {
+            action, message, ..
+        }) => {
+            let action = match action {
+                "approving" => "approve",
+                _ => "deny",
+            };
+            Err(ReviewError::Forbidden(
+                session
+                    .explain_approval_forbidden(req.user, action, &name, &signer, &message)
+                    .await,
+            ))
+        }
+        Err(ApprovalError::Api { action, source, .. }) => Err(match source {
+            kube::Error::Api(_) => ReviewError::Api {
+                what: format!("{action} certificate signing request {name:?}"),
+                detail: kube_error_text(&source),
+            },
+            other => session.api_error(format!("{action} {name:?}"), other),
+        }),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// kubectl's per-object output.
+pub fn print_done(
+    out: &mut impl Write,
+    done: &Done,
+    verb: &str,
+    dry_run: bool,
+    output: Option<DecisionOutput>,
+) -> Result<(), ReviewError> {
+    let csr = match done {
+        Done::Written(c) | Done::Already(c) => c,
+    };
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    match output {
+        None => {
+            let suffix = if dry_run { " (server dry run)" } else { "" };
+            writeln!(out, "{} {verb}{suffix}", resource_name(&name))?;
+        }
+        Some(DecisionOutput::Name) => writeln!(out, "{}", resource_name(&name))?,
+        Some(DecisionOutput::Json) => writeln!(out, "{}", to_json_pretty(csr.as_ref())?)?,
+        Some(DecisionOutput::Yaml) => {
+            out.write_all(serde_yaml_ng::to_string(csr.as_ref())?.as_bytes())?
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_approve(conn: &Connection, args: &ApproveArgs) -> ExitCode {
+    finish(approve(conn, args).await)
+}
+
+pub async fn run_deny(conn: &Connection, args: &DenyArgs) -> ExitCode {
+    finish(
+        decide_named(
+            conn,
+            &args.names,
+            ApprovalDecision::Deny,
+            &args.flags,
+            args.reason.as_deref(),
+        )
+        .await,
+    )
+}
+
+/// The caller's name for condition messages; a warning (not a failure) when unknown.
+pub async fn current_user(session: &Session) -> Option<String> {
+    match session.whoami().await {
+        Ok(u) => Some(u),
+        Err(why) => {
+            eprintln!(
+                "warning: could not find out who you are (SelfSubjectReview: {why}); \
+                 the condition message will say \"an unidentified user\""
+            );
+            None
+        }
+    }
+}
+
+async fn approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, ReviewError> {
+    if !args.all_valid {
+        return decide_named(
+            conn,
+            &args.names,
+            ApprovalDecision::Approve,
+            &args.flags,
+            None,
+        )
+        .await;
+    }
+    let session = Session::connect(conn).await?;
+    let mut csrs = session
+        .list_csrs(&[SIGNER_KUBELET_SERVING.to_owned()])
+        .await?;
+    csrs.retain(is_pending);
+    sort_queue(&mut csrs);
+    if csrs.is_empty() {
+        eprintln!("No pending {SIGNER_KUBELET_SERVING} CSRs.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let facts = session.cluster_facts(&csrs).await?;
+    let user = current_user(&session).await;
+    let req = DecisionRequest {
+        decision: ApprovalDecision::Approve,
+        via: Via::Approve,
+        user: user.as_deref(),
+        // --force conflicts with --all-valid: it must never let a failing CSR through.
+        force: false,
+        dry_run: args.flags.dry_run.is_some(),
+        reason: None,
+    };
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for csr in csrs {
+        let a = assess(&csr, &facts);
+        if !a.passes() {
+            eprintln!("skipped {}: {}", a.name, a.failed_lines().join("; "));
+            continue;
+        }
+        match decide_one(&session, csr, &facts, &req).await {
+            Ok(done) => print_done(&mut out, &done, "approved", req.dry_run, args.flags.output)?,
+            Err(e) => {
+                report(&e);
+                failed = true;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn decide_named(
+    conn: &Connection,
+    names: &[String],
+    decision: ApprovalDecision,
+    flags: &DecisionFlags,
+    reason: Option<&str>,
+) -> Result<ExitCode, ReviewError> {
+    let session = Session::connect(conn).await?;
+    let mut failed = false;
+    let mut csrs = Vec::new();
+    for name in names {
+        match session.get_csr(name).await {
+            Ok(c) => csrs.push(c),
+            Err(e @ (ReviewError::Unreachable { .. } | ReviewError::Connection(_))) => {
+                return Err(e);
+            }
+            Err(e) => {
+                report(&e);
+                failed = true;
+            }
+        }
+    }
+    if csrs.is_empty() {
+        return Ok(ExitCode::FAILURE);
+    }
+    // Denials need no Node comparison; approvals do.
+    let facts = if decision == ApprovalDecision::Approve {
+        session.cluster_facts(&csrs).await?
+    } else {
+        ClusterFacts::default()
+    };
+    let user = current_user(&session).await;
+    let (via, verb) = match decision {
+        ApprovalDecision::Approve => (Via::Approve, "approved"),
+        ApprovalDecision::Deny => (Via::Deny, "denied"),
+    };
+    let req = DecisionRequest {
+        decision,
+        via,
+        user: user.as_deref(),
+        force: flags.force,
+        dry_run: flags.dry_run.is_some(),
+        reason,
+    };
+    let mut out = std::io::stdout().lock();
+    for csr in csrs {
+        match decide_one(&session, csr, &facts, &req).await {
+            Ok(done) => {
+                if matches!(done, Done::Already(_)) && !flags.force {
+                    let name = match &done {
+                        Done::Written(c) | Done::Already(c) => {
+                            c.metadata.name.clone().unwrap_or_default()
+                        }
+                    };
+                    eprintln!("note: {name} was already {verb}; nothing was changed");
+                }
+                print_done(&mut out, &done, verb, req.dry_run, flags.output)?;
+            }
+            Err(e) => {
+                report(&e);
+                failed = true;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::review::assess::tests::serving_csr;
+    use crate::review::assess::{ClusterFacts, OwnedAddress};
+    use std::collections::BTreeMap;
+
+    fn facts_with_n1() -> ClusterFacts {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(
+            "n1".to_string(),
+            vec![
+                OwnedAddress {
+                    kind: "InternalIP".into(),
+                    address: "10.1.0.1".into(),
+                },
+                OwnedAddress {
+                    kind: "Hostname".into(),
+                    address: "n1".into(),
+                },
+            ],
+        );
+        ClusterFacts {
+            nodes: Ok(nodes),
+            api_service_ips: Ok(vec!["10.0.0.1".parse().unwrap()]),
+            ..ClusterFacts::default()
+        }
+    }
+
+    #[test]
+    fn messages_name_tlsboot_the_user_and_overrides() {
+        assert_eq!(
+            condition_message(
+                ApprovalDecision::Approve,
+                Some("alice"),
+                Via::Approve,
+                &[],
+                None
+            ),
+            "Approved by alice with tlsboot approve."
+        );
+        assert_eq!(
+            condition_message(
+                ApprovalDecision::Approve,
+                Some("alice"),
+                Via::Review,
+                &["sans-on-node"],
+                None
+            ),
+            "Approved by alice with tlsboot review. Approved with --force although these checks failed: sans-on-node."
+        );
+        assert_eq!(
+            condition_message(
+                ApprovalDecision::Deny,
+                None,
+                Via::Deny,
+                &[],
+                Some(" wrong IP ")
+            ),
+            "Denied by an unidentified user with tlsboot deny. Reason: wrong IP"
+        );
+        assert_eq!(
+            condition_message(
+                ApprovalDecision::Deny,
+                Some("bob"),
+                Via::Deny,
+                &[],
+                Some("  ")
+            ),
+            "Denied by bob with tlsboot deny."
+        );
+    }
+
+    #[test]
+    fn gate_refuses_failing_checks_unless_forced() {
+        let good = assess(
+            &serving_csr("ok", "system:node:n1", "n1", &["n1", "10.1.0.1"]),
+            &facts_with_n1(),
+        );
+        assert_eq!(approval_gate(&good, false).unwrap(), Vec::<&str>::new());
+
+        let bad = assess(
+            &serving_csr("bad", "system:node:n1", "n1", &["n1", "10.0.0.1"]),
+            &facts_with_n1(),
+        );
+        match approval_gate(&bad, false) {
+            Err(ReviewError::Refused(text)) => {
+                assert!(text.contains("\"bad\""), "{text}");
+                assert!(text.contains("sans-on-node"), "{text}");
+                assert!(text.contains("no-service-identity"), "{text}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            approval_gate(&bad, true).unwrap(),
+            vec!["sans-on-node", "no-service-identity"]
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_their_own_error() {
+        let mut csr = serving_csr("junk", "system:node:n1", "n1", &["n1"]);
+        csr.spec.request.0 =
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+                .to_vec();
+        let a = assess(&csr, &facts_with_n1());
+        match approval_gate(&a, false) {
+            Err(e @ ReviewError::MalformedRequest { .. }) => {
+                let t = e.to_string();
+                assert!(t.contains("spec.request cannot be decoded"), "{t}");
+            }
+            other => panic!("expected MalformedRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn output_matches_kubectl() {
+        let csr = serving_csr("csr-q", "system:node:n1", "n1", &["n1"]);
+        let done = Done::Written(Box::new(csr));
+        let mut buf = Vec::new();
+        print_done(&mut buf, &done, "approved", false, None).unwrap();
+        print_done(&mut buf, &done, "denied", true, None).unwrap();
+        print_done(
+            &mut buf,
+            &done,
+            "approved",
+            false,
+            Some(DecisionOutput::Name),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "certificatesigningrequest.certificates.k8s.io/csr-q approved\n\
+             certificatesigningrequest.certificates.k8s.io/csr-q denied (server dry run)\n\
+             certificatesigningrequest.certificates.k8s.io/csr-q\n"
+        );
+    }
+}
