@@ -1,7 +1,7 @@
 //! Command-line surface. Each concern owns its own clap `Args` struct; this file only
 //! composes them so `main.rs` stays a dispatcher.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -57,8 +57,19 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Decode CSRs from files (YAML/JSON objects or PEM) and show every check's verdict. No cluster needed.
-    Inspect(crate::review::inspect_file::InspectFileArgs),
+    /// The review queue: pending kubelet CSRs with requester, node, SANs and the checks' verdict.
+    List(crate::review::list::ListArgs),
+    /// Show CSRs in detail with every check's verdict: files (YAML/JSON objects or PEM; offline)
+    /// or CSR names (read from the cluster, SANs compared with the Node).
+    Inspect(crate::review::inspect::InspectArgs),
+    /// Approve CSRs like `kubectl certificate approve`, refusing those whose checks fail.
+    Approve(crate::review::approve::ApproveArgs),
+    /// Deny CSRs like `kubectl certificate deny`.
+    Deny(crate::review::approve::DenyArgs),
+    /// Walk the pending kubelet-serving CSRs at a terminal: approve, deny, skip or quit each.
+    Review(crate::review::interactive::ReviewArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(crate::review::completions::CompletionsArgs),
     /// Run the approver daemon: auto-approve kubelet client CSRs after SubjectAccessReview,
     /// queue serving CSRs for people.
     Controller(Box<crate::controller::ControllerArgs>),
@@ -68,4 +79,29 @@ pub enum Command {
     Rbac(crate::token::RbacArgs),
     /// Check the cluster's TLS bootstrap readiness: RBAC, approver, tokens, CSRs. Exit 1 on any failure.
     Doctor(crate::token::DoctorArgs),
+}
+
+/// The name people typed to run us: `kubectl-tlsboot` when installed as a kubectl plugin (kubectl
+/// runs `kubectl-<name>` from PATH), else `tlsboot`.
+pub fn program_name() -> &'static str {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let base = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if base.starts_with("kubectl-tlsboot") {
+        "kubectl-tlsboot"
+    } else {
+        "tlsboot"
+    }
+}
+
+/// [`Cli::parse`], with usage text saying `kubectl tlsboot …` when run as the kubectl plugin.
+pub fn parse() -> Cli {
+    let mut cmd = Cli::command();
+    if program_name() == "kubectl-tlsboot" {
+        cmd = cmd.bin_name("kubectl tlsboot");
+    }
+    let matches = cmd.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

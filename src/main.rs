@@ -3,8 +3,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use clap::Parser;
-use tlsboot::cli::{Cli, Command};
+use tlsboot::cli::Command;
 
 /// Online commands run on a tokio runtime; offline ones never start one.
 fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(fut: F) -> anyhow::Result<ExitCode> {
@@ -16,11 +15,29 @@ fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(fut: F) -> anyhow::Res
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = tlsboot::cli::parse();
     tlsboot::telemetry::init(cli.global.log_format, cli.global.verbose);
     let conn = cli.global.connection();
     let result: anyhow::Result<ExitCode> = match cli.command {
-        Command::Inspect(args) => tlsboot::review::inspect_file::run(&args).map_err(Into::into),
+        Command::List(args) => {
+            block_on(async move { Ok(tlsboot::review::list::run(&conn, &args).await) })
+        }
+        Command::Inspect(args) if !args.needs_cluster() => {
+            Ok(tlsboot::review::inspect::run_offline(&args))
+        }
+        Command::Inspect(args) => {
+            block_on(async move { Ok(tlsboot::review::inspect::run(&conn, &args).await) })
+        }
+        Command::Approve(args) => {
+            block_on(async move { Ok(tlsboot::review::approve::run_approve(&conn, &args).await) })
+        }
+        Command::Deny(args) => {
+            block_on(async move { Ok(tlsboot::review::approve::run_deny(&conn, &args).await) })
+        }
+        Command::Review(args) => {
+            block_on(async move { Ok(tlsboot::review::interactive::run(&conn, &args).await) })
+        }
+        Command::Completions(args) => Ok(tlsboot::review::completions::run(&args)),
         Command::Controller(args) => block_on(async move {
             tlsboot::controller::run(conn, *args).await?;
             Ok(ExitCode::SUCCESS)

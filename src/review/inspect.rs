@@ -206,8 +206,8 @@ async fn online(
                 })
                 .collect();
             if output == OutputFormat::Json {
-                serde_json::to_writer_pretty(&mut out, &reports)?;
-                writeln!(out)?;
+                // Encoded first, so a closed pipe is an io error (handled) not an encoding one.
+                writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
             } else {
                 out.write_all(serde_yaml_ng::to_string(&reports)?.as_bytes())?;
             }
