@@ -17,7 +17,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::bootstrap::{DEFAULT_GROUP, GROUP_PATTERN, is_valid_group};
-use super::error::{TokenError, api_code};
+use super::error::TokenError;
 
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub const BOOTSTRAPPER_ROLE: &str = "system:node-bootstrapper";
@@ -298,24 +298,12 @@ pub async fn apply(
         let applied = match plan {
             Plan::Unchanged => Applied::Unchanged,
             Plan::Create => {
-                match api.create(&PostParams::default(), want).await {
-                    Ok(_) => Applied::Created,
-                    // Someone created it between our read and our write: compare again.
-                    Err(e) if api_code(&e) == Some(409) => {
-                        return Err(TokenError::kube(
-                            format!(
-                                "creating ClusterRoleBinding {name} (created concurrently; run apply again)"
-                            ),
-                            e,
-                        ));
-                    }
-                    Err(e) => {
-                        return Err(TokenError::kube(
-                            format!("creating ClusterRoleBinding {name}"),
-                            e,
-                        ));
-                    }
-                }
+                api.create(&PostParams::default(), want).await.map_err(|e| {
+                    // 409: created by someone else between our read and our write;
+                    // a second apply compares against it.
+                    TokenError::kube(format!("creating ClusterRoleBinding {name}"), e)
+                })?;
+                Applied::Created
             }
             Plan::Update(updated) => {
                 // `updated` carries the resourceVersion we read: a concurrent change
