@@ -298,11 +298,13 @@ pub async fn apply(
         let applied = match plan {
             Plan::Unchanged => Applied::Unchanged,
             Plan::Create => {
-                api.create(&PostParams::default(), want).await.map_err(|e| {
-                    // 409: created by someone else between our read and our write;
-                    // a second apply compares against it.
-                    TokenError::kube(format!("creating ClusterRoleBinding {name}"), e)
-                })?;
+                api.create(&PostParams::default(), want)
+                    .await
+                    .map_err(|e| {
+                        // 409: created by someone else between our read and our write;
+                        // a second apply compares against it.
+                        TokenError::kube(format!("creating ClusterRoleBinding {name}"), e)
+                    })?;
                 Applied::Created
             }
             Plan::Update(updated) => {
