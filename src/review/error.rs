@@ -26,8 +26,9 @@ pub enum ReviewError {
     #[error("{0}")]
     Refused(String),
     #[error(
-        "certificate signing request {name:?}: spec.request cannot be decoded: {reason}\n\
-         (the request bytes are malformed; deny it with `tlsboot deny {name}`)"
+        "refusing to approve certificate signing request {name:?}: spec.request cannot be \
+         decoded: {reason}\n(tlsboot cannot check a request it cannot decode: deny it with \
+         `tlsboot deny {name}`, or read it yourself and use --force)"
     )]
     MalformedRequest { name: String, reason: String },
     #[error(

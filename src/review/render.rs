@@ -219,7 +219,7 @@ pub fn inspect_view(
                 .find(|c| c.status == CheckStatus::Fail)
                 .and_then(|c| c.detail.clone())
                 .unwrap_or_else(|| "not decoded".into());
-            field("Request", &format!("MALFORMED: {why}"));
+            field("Request", &format!("CANNOT BE DECODED: {why}"));
         }
     }
 

@@ -1,0 +1,672 @@
+//! `tlsboot list | inspect | approve | deny` against the real control plane, with the real
+//! kubectl as the other side: serving CSRs made by a simulated kubelet or by a node identity,
+//! signed by KCM's real csrsigning controller once approved.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod review_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::PostParams;
+use review_support::*;
+use tlsboot_harness::{BootstrapTokenOptions, KubeletOptions, SimKubelet};
+
+const ADMIN: &str = "tlsboot-admin";
+
+#[tokio::test]
+async fn simulated_kubelet_serving_csr_is_listed_inspected_approved_and_issued() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let node = cp.unique_name("kubelet");
+    let ip = node_ip(&node);
+    let token = cp
+        .create_bootstrap_token(&BootstrapTokenOptions::default())
+        .await
+        .unwrap();
+    let bootstrap = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let mut opts = KubeletOptions::new(&node);
+    opts.internal_ip = ip;
+    let mut kubelet = SimKubelet::new(bootstrap.config(), opts).unwrap();
+
+    // The bootstrap client CSR: nobody auto-approves it here, so approving a named client CSR
+    // with tlsboot is part of the path (its checks pass).
+    let client_csr = kubelet.request_client_certificate().await.unwrap();
+    let listed = tlsboot(cp, &["list", "--signer", "kubelet-client"]).ok();
+    let r = row(&listed.stdout, &client_csr).unwrap_or_else(|| panic!("{listed:#?}"));
+    assert_eq!(r[3], format!("system:bootstrap:{}", token.id));
+    assert_eq!(
+        r[4], node,
+        "NODE comes from the CN for a bootstrap requester"
+    );
+    assert_eq!(&r[5..], ["<none>", "ok", "Pending"]);
+    let approved = tlsboot(cp, &["approve", &client_csr]).ok();
+    assert_eq!(
+        approved.stdout,
+        format!("certificatesigningrequest.certificates.k8s.io/{client_csr} approved\n")
+    );
+    kubelet.wait_client_certificate().await.unwrap();
+    kubelet.register_node().await.unwrap();
+    let serving = kubelet.request_serving_certificate().await.unwrap();
+
+    // list: the pending queue holds the serving CSR with its checks, not the decided client CSR.
+    let listed = tlsboot(cp, &["list"]).ok();
+    assert!(
+        listed.stdout.starts_with(
+            "NAME   " // kubectl's tabwriter layout: header first, 3-space gaps
+        ),
+        "{}",
+        listed.stdout
+    );
+    let header: Vec<&str> = listed
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "AGE",
+            "SIGNERNAME",
+            "REQUESTOR",
+            "NODE",
+            "SANS",
+            "CHECKS",
+            "CONDITION"
+        ]
+    );
+    let r = row(&listed.stdout, &serving).unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert_eq!(r[2], SERVING);
+    assert_eq!(r[3], format!("system:node:{node}"));
+    assert_eq!(r[4], node);
+    assert_eq!(r[5], format!("{node},{ip}"));
+    assert_eq!(r[6], "ok");
+    assert_eq!(r[7], "Pending");
+    assert!(
+        row(&listed.stdout, &client_csr).is_none(),
+        "decided CSRs are not in the queue"
+    );
+    let all = tlsboot(cp, &["list", "--all", "-o", "name"]).ok();
+    for n in [&client_csr, &serving] {
+        assert!(
+            all.stdout
+                .lines()
+                .any(|l| l == format!("certificatesigningrequest.certificates.k8s.io/{n}")),
+            "{}",
+            all.stdout
+        );
+    }
+
+    // inspect: the SAN comparison with the Node's status.addresses.
+    let shown = tlsboot(cp, &["inspect", &serving]).ok();
+    let text = &shown.stdout;
+    assert!(
+        text.contains(&format!("Requestor:          system:node:{node}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Subject alternative names (against Node {node} status.addresses):"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("DNS:{node}")), "{text}");
+    let ip_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("IP:{ip}")))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        ip_line.ends_with(&format!("match (Node {node})")),
+        "{ip_line}"
+    );
+    assert!(text.contains("Key:                ECDSA P-256"), "{text}");
+    assert!(text.contains("Garbage collection: in 23h"), "{text}");
+    assert!(text.contains("Checks: ok"), "{text}");
+    assert!(text.contains("  PASS  sans-on-node\n"), "{text}");
+
+    // approve: tlsboot writes the condition, KCM's signer issues, kubectl sees Approved,Issued.
+    let approved = tlsboot(cp, &["approve", &serving]).ok();
+    assert_eq!(
+        approved.stdout,
+        format!("certificatesigningrequest.certificates.k8s.io/{serving} approved\n")
+    );
+    kubelet.wait_serving_certificate().await.unwrap();
+    assert_eq!(kubectl_condition(cp, &serving), "Approved,Issued");
+    let conds = conditions(cp, &serving);
+    assert_eq!(conds.len(), 1, "{conds:?}");
+    assert_eq!(conds[0].0, "Approved");
+    assert_eq!(conds[0].1, "TlsbootApprove");
+    assert_eq!(
+        conds[0].2,
+        format!("Approved by {ADMIN} with tlsboot approve.")
+    );
+    // tlsboot's CONDITION column is kubectl's.
+    let all = tlsboot(cp, &["list", "--all"]).ok();
+    assert_eq!(row(&all.stdout, &serving).unwrap()[7], "Approved,Issued");
+}
+
+#[tokio::test]
+async fn serving_csr_with_another_nodes_ip_is_refused_without_force() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let a = cp.unique_name("node-a");
+    let b = cp.unique_name("node-b");
+    create_node(cp, &a, node_ip(&a)).await;
+    create_node(cp, &b, node_ip(&b)).await;
+    let b_ip = node_ip(&b).to_string();
+    let csr = node_with_serving_csr(cp, &a, &[&a, &b_ip]).await;
+
+    let listed = tlsboot(cp, &["list", "-o", "wide"]).ok();
+    let r = row(&listed.stdout, &csr).unwrap_or_else(|| panic!("{}", listed.stdout));
+    assert_eq!(r[6..8], ["2", "failed"]);
+    assert_eq!(
+        r.last().copied(),
+        Some("sans-on-node,sans-not-on-other-nodes")
+    );
+
+    let shown = tlsboot(cp, &["inspect", &csr]).ok();
+    let line = shown
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("IP:{b_ip}")))
+        .unwrap();
+    assert!(
+        line.ends_with(&format!("NOT ON NODE {a}; also an address of Node {b}")),
+        "{line}"
+    );
+
+    let refused = tlsboot(cp, &["approve", &csr]).failed();
+    assert_eq!(refused.stdout, "");
+    assert!(
+        refused.stderr.contains(&format!(
+            "error: refusing to approve certificate signing request \"{csr}\": 2 checks failed:"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "  - sans-on-node: not addresses of Node {a}: IP:{b_ip}"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "  - sans-not-on-other-nodes: IP:{b_ip} is an address of {b}"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+
+    // --dry-run goes through admission without storing; --force then approves and says so.
+    let dry = tlsboot(cp, &["approve", &csr, "--force", "--dry-run"]).ok();
+    assert_eq!(
+        dry.stdout,
+        format!("certificatesigningrequest.certificates.k8s.io/{csr} approved (server dry run)\n")
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+    tlsboot(cp, &["approve", &csr, "--force"]).ok();
+    let conds = conditions(cp, &csr);
+    assert_eq!(conds.len(), 1);
+    assert_eq!(
+        conds[0].2,
+        format!(
+            "Approved by {ADMIN} with tlsboot approve. Approved with --force although these \
+             checks failed: sans-on-node, sans-not-on-other-nodes."
+        )
+    );
+}
+
+#[tokio::test]
+async fn serving_csr_naming_the_api_server_is_refused() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-api");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    // The harness's service CIDR is 10.0.0.0/24: the `kubernetes` Service is 10.0.0.1.
+    let names = node_with_serving_csr(cp, &n, &[&n, &ip, "kubernetes.default.svc"]).await;
+    let service_ip = node_with_serving_csr(cp, &n, &[&n, &ip, "10.0.0.1"]).await;
+
+    let refused = tlsboot(cp, &["approve", &names, &service_ip]).failed();
+    assert_eq!(refused.stdout, "");
+    let err = &refused.stderr;
+    assert!(
+        err.contains(
+            "  - no-api-server-identity: DNS SAN \"kubernetes.default.svc\" names the Kubernetes API server"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "  - no-service-identity: IP:10.0.0.1 is the ClusterIP of the API server's Service default/kubernetes"
+        ),
+        "{err}"
+    );
+    assert_eq!(kubectl_condition(cp, &names), "Pending");
+    assert_eq!(kubectl_condition(cp, &service_ip), "Pending");
+
+    let shown = tlsboot(cp, &["inspect", &names]).ok();
+    assert!(
+        shown.stdout.contains(&format!(
+            "DNS:kubernetes.default.svc  NOT ON NODE {n}; FLAGGED: names the Kubernetes API server"
+        )),
+        "{}",
+        shown.stdout
+    );
+}
+
+#[tokio::test]
+async fn approve_after_deny_fails_and_repeats_add_no_condition() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-rep");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    let denied = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let twice = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+
+    let d = tlsboot(cp, &["deny", &denied, "--reason", "not our node"]).ok();
+    assert_eq!(
+        d.stdout,
+        format!("certificatesigningrequest.certificates.k8s.io/{denied} denied\n")
+    );
+    assert_eq!(
+        conditions(cp, &denied),
+        vec![(
+            "Denied".to_string(),
+            "TlsbootDeny".to_string(),
+            format!("Denied by {ADMIN} with tlsboot deny. Reason: not our node")
+        )]
+    );
+    // kubectl's error, word for word, from both tools; --force does not override it.
+    let ours = tlsboot(cp, &["approve", &denied, "--force"]).failed();
+    let theirs = kubectl(cp, &["certificate", "approve", &denied]).failed();
+    let expected = format!("error: certificate signing request \"{denied}\" is already Denied");
+    assert_eq!(ours.stderr.trim_end(), expected, "{ours:#?}");
+    assert_eq!(theirs.stderr.trim_end(), expected, "{theirs:#?}");
+    assert_eq!(kubectl_condition(cp, &denied), "Denied");
+
+    // Approve twice (and then kubectl on top): still exactly one condition.
+    let first = tlsboot(cp, &["approve", &twice]).ok();
+    let second = tlsboot(cp, &["approve", &twice]).ok();
+    let line = format!("certificatesigningrequest.certificates.k8s.io/{twice} approved\n");
+    assert_eq!(first.stdout, line);
+    assert_eq!(
+        second.stdout, line,
+        "kubectl prints success when already approved"
+    );
+    assert!(second.stderr.contains("already approved"), "{second:#?}");
+    kubectl(cp, &["certificate", "approve", &twice]).ok();
+    let conds = conditions(cp, &twice);
+    assert_eq!(conds.len(), 1, "{conds:?}");
+    assert_eq!(conds[0].1, "TlsbootApprove");
+    // Denying an approved CSR is kubectl's opposite-condition error too.
+    let deny = tlsboot(cp, &["deny", &twice]).failed();
+    assert_eq!(
+        deny.stderr.trim_end(),
+        format!("error: certificate signing request \"{twice}\" is already Approved")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_approvals_from_two_processes_write_one_condition() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-race");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    for round in 0..4 {
+        let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+        // Two real processes started back to back; both read the CSR before either writes,
+        // so one of them meets a 409, re-reads, and finds the condition already there.
+        let spawn = || {
+            tlsboot_command(cp.kubeconfig_path())
+                .args(["approve", &csr])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (p1, p2) = (spawn(), spawn());
+        let (o1, o2) = (
+            p1.wait_with_output().unwrap(),
+            p2.wait_with_output().unwrap(),
+        );
+        for o in [&o1, &o2] {
+            assert!(o.status.success(), "round {round}: {o:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout),
+                format!("certificatesigningrequest.certificates.k8s.io/{csr} approved\n")
+            );
+        }
+        let conds = conditions(cp, &csr);
+        let approved = conds.iter().filter(|c| c.0 == "Approved").count();
+        assert_eq!(approved, 1, "round {round}: {conds:?}");
+        assert_eq!(conds.len(), 1, "round {round}: {conds:?}");
+    }
+}
+
+async fn bind(cp: &tlsboot_harness::ControlPlane, user: &str, rules: Vec<PolicyRule>) {
+    let client = cp.admin_client().unwrap();
+    let name = format!("review-e2e-{user}");
+    Api::<ClusterRole>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &ClusterRole {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                rules: Some(rules),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(client)
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name,
+                },
+                subjects: Some(vec![Subject {
+                    kind: "User".into(),
+                    name: user.into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(v(groups)),
+        resources: Some(v(resources)),
+        verbs: v(verbs),
+        resource_names: if names.is_empty() {
+            None
+        } else {
+            Some(v(names))
+        },
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn users_without_the_approve_permission_are_told_what_is_missing() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-perm");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let read = || {
+        vec![
+            rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+                &["get", "list", "watch"],
+                &[],
+            ),
+            rule(&[""], &["nodes"], &["get", "list"], &[]),
+        ]
+    };
+
+    // Can read, cannot update approval nor approve for the signer.
+    let reader = cp.unique_name("reader");
+    bind(cp, &reader, read()).await;
+    let kc = cp.user_kubeconfig(&reader, &[]).await.unwrap();
+    let run = tlsboot_with(kc.path(), &["approve", &csr]).failed();
+    let err = &run.stderr;
+    assert!(
+        err.contains(&format!(
+            "error: forbidden: user \"{reader}\" may not approve certificate signing request \"{csr}\" (signer {SERVING}): missing permissions"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "  - `update` on `certificatesigningrequests/approval` (API group certificates.k8s.io)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "  - `approve` on `signers` named \"{SERVING}\" or \"kubernetes.io/*\" (API group certificates.k8s.io)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("server said: "), "{err}");
+
+    // May update approval but not approve for this signer: CertificateApproval admission
+    // refuses, and only the signer permission is listed.
+    let updater = cp.unique_name("updater");
+    let mut rules = read();
+    rules.push(rule(
+        &["certificates.k8s.io"],
+        &["certificatesigningrequests/approval"],
+        &["update"],
+        &[],
+    ));
+    rules.push(rule(
+        &["certificates.k8s.io"],
+        &["signers"],
+        &["approve"],
+        &["kubernetes.io/kube-apiserver-client-kubelet"],
+    ));
+    bind(cp, &updater, rules).await;
+    let kc = cp.user_kubeconfig(&updater, &[]).await.unwrap();
+    let run = tlsboot_with(kc.path(), &["deny", &csr]).failed();
+    let err = &run.stderr;
+    assert!(err.contains("may not deny"), "{err}");
+    assert!(err.contains("missing permission\n"), "{err}");
+    assert!(!err.contains("`update` on"), "{err}");
+    assert!(
+        err.contains(&format!("`approve` on `signers` named \"{SERVING}\"")),
+        "{err}"
+    );
+    assert!(
+        err.contains("user not permitted to approve requests with signerName"),
+        "the admission plugin's message is kept: {err}"
+    );
+
+    // Cannot even read CSRs.
+    let nobody = cp.unique_name("nobody");
+    let kc = cp.user_kubeconfig(&nobody, &[]).await.unwrap();
+    let run = tlsboot_with(kc.path(), &["approve", &csr]).failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "error: forbidden: cannot read certificate signing request \"{csr}\": needs `get` on `certificatesigningrequests`"
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = tlsboot_with(kc.path(), &["list"]).failed();
+    assert!(
+        run.stderr
+            .contains("error: forbidden: cannot list certificate signing requests: needs `list`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+}
+
+#[tokio::test]
+async fn errors_people_hit_are_explained() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    // Not found, alongside a name that works: the others are still done, exit status 1.
+    let n = cp.unique_name("node-err");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let run = tlsboot(cp, &["approve", "no-such-csr", &csr, "--dry-run"]).failed();
+    assert_eq!(
+        run.stderr.lines().next().unwrap(),
+        "Error from server (NotFound): certificatesigningrequests.certificates.k8s.io \"no-such-csr\" not found"
+    );
+    assert_eq!(
+        run.stdout,
+        format!("certificatesigningrequest.certificates.k8s.io/{csr} approved (server dry run)\n")
+    );
+    let run = tlsboot(cp, &["inspect", "no-such-csr"]).failed();
+    assert!(run.stderr.contains("(NotFound)"), "{run:#?}");
+
+    // A request the API server accepts but tlsboot's decoder refuses (ECDSA P-521: Go parses
+    // it, tlsboot's allow-list has no P-521), created by the admin.
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/policy/p521.csr.pem"
+    ))
+    .unwrap();
+    let bad = create_csr(
+        cp.admin_client().unwrap(),
+        &pem,
+        SERVING,
+        &["digital signature", "server auth"],
+    )
+    .await;
+    let run = tlsboot(cp, &["approve", &bad]).failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "error: refusing to approve certificate signing request \"{bad}\": spec.request cannot be decoded: "
+        )),
+        "{}",
+        run.stderr
+    );
+    let shown = tlsboot(cp, &["inspect", &bad]).ok();
+    assert!(
+        shown
+            .stdout
+            .contains("Request:            CANNOT BE DECODED: "),
+        "{}",
+        shown.stdout
+    );
+    let listed = tlsboot(cp, &["list", "-o", "wide"]).ok();
+    let r = row(&listed.stdout, &bad).unwrap();
+    assert!(r.contains(&"<malformed>"), "{r:?}");
+    assert!(
+        r.contains(&"public-key"),
+        "the failed parse stage is named: {r:?}"
+    );
+
+    // Unreachable: a kubeconfig for a port nothing listens on.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = dir.path().join("dead.kubeconfig");
+    let kc = tlsboot_harness::kubeconfig::make_kubeconfig(
+        &format!("https://127.0.0.1:{port}"),
+        cp.ca_pem(),
+        "nobody",
+        &tlsboot_harness::Credential::Token("x".into()),
+    );
+    tlsboot_harness::kubeconfig::write_kubeconfig(&dead, &kc).unwrap();
+    let run = tlsboot_with(&dead, &["list"]).failed();
+    // (kube-client's own tracing may log the connect error first; ours is the `error:` line.)
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with(&format!(
+            "error: cannot reach the Kubernetes API server at https://127.0.0.1:{port}/: "
+        )) && l.contains("Connection refused")),
+        "{}",
+        run.stderr
+    );
+
+    // No kubeconfig at all, and not in a cluster.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tlsboot"))
+        .args(["approve", "x"])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: no kubeconfig found and not running in a cluster: pass --kubeconfig FILE or set KUBECONFIG"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn list_watch_prints_new_csrs() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-watch");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    let mut child = tlsboot_command(cp.kubeconfig_path())
+        .args([
+            "list",
+            "--watch",
+            "--signer",
+            "kubelet-serving",
+            "-o",
+            "name",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Give the watch a moment to start, then create a CSR it has not listed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let want = format!("certificatesigningrequest.certificates.k8s.io/{csr}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let mut found = false;
+    while !found && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            found = l == want;
+            seen.push(l);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "--watch never printed {want}; saw {seen:?}");
+}
