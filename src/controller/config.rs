@@ -80,6 +80,11 @@ pub struct ControllerArgs {
     )]
     pub events_per_requester_per_minute: u32,
 
+    /// While leading, delete expired bootstrap-token Secrets in kube-system (KCM's
+    /// tokencleaner semantics). Needs list/watch/delete on Secrets in kube-system.
+    #[arg(long, env = "TLSBOOT_CLEAN_EXPIRED_TOKENS")]
+    pub clean_expired_tokens: bool,
+
     /// Address for /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -107,6 +112,7 @@ pub struct Config {
     pub backoff_max: Duration,
     pub sar_cache_ttl: Duration,
     pub events_per_requester_per_minute: u32,
+    pub clean_expired_tokens: bool,
     pub metrics_bind_address: SocketAddr,
     pub shutdown_timeout: Duration,
 }
@@ -138,6 +144,7 @@ impl TryFrom<ControllerArgs> for Config {
             backoff_max,
             sar_cache_ttl,
             events_per_requester_per_minute,
+            clean_expired_tokens,
             metrics_bind_address,
             shutdown_timeout,
         } = a;
@@ -190,6 +197,7 @@ impl TryFrom<ControllerArgs> for Config {
             backoff_max,
             sar_cache_ttl,
             events_per_requester_per_minute,
+            clean_expired_tokens,
             metrics_bind_address,
             shutdown_timeout,
         })

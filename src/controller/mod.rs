@@ -209,6 +209,24 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
         });
     }
 
+    if config.clean_expired_tokens {
+        let mut leader = leader.clone();
+        let client = client.clone();
+        let stop = work_stop.clone();
+        tokio::spawn(async move {
+            // Deletions are idempotent (UID precondition), but only the leader acts,
+            // like every other write of this daemon.
+            tokio::select! {
+                _ = leader.became_leader() => {}
+                _ = stop.cancelled() => return,
+            }
+            tracing::info!("expired bootstrap-token cleaner started");
+            if let Err(e) = crate::token::run_token_cleaner(client, stop).await {
+                tracing::error!(error = %e, "expired bootstrap-token cleaner stopped");
+            }
+        });
+    }
+
     tracing::info!(
         identity = %config.identity,
         leader_election = config.lease.is_some(),

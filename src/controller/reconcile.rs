@@ -181,7 +181,13 @@ pub async fn reconcile(
     let span = tracing::info_span!("csr", csr = %name, node = %node, requestor = %requestor, signer = %signer);
     let _enter = span.enter();
 
-    match decision.verdict {
+    let verdict = match (decision.class, decision.verdict) {
+        // A serving CSR is a person's call whatever its checks say: never denied or
+        // auto-handled here, only queued with its failed checks named.
+        (policy::SignerClass::KubeletServing, Verdict::Reject) => Verdict::Manual,
+        (_, v) => v,
+    };
+    match verdict {
         Verdict::Ignore => {
             ctx.forget(&uid);
             Ok(Action::await_change())
