@@ -276,7 +276,9 @@ async fn approve_after_deny_fails_and_repeats_add_no_condition() {
     let n = cp.unique_name("node-rep");
     let ip = node_ip(&n).to_string();
     create_node(cp, &n, node_ip(&n)).await;
-    let denied = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    // Its checks fail too (the API server's Service IP): the Denied condition must still be
+    // what approve reports, as kubectl would.
+    let denied = node_with_serving_csr(cp, &n, &[&n, &ip, "10.0.0.1"]).await;
     let twice = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
 
     let d = tlsboot(cp, &["deny", &denied, "--reason", "not our node"]).ok();
@@ -293,7 +295,9 @@ async fn approve_after_deny_fails_and_repeats_add_no_condition() {
         )]
     );
     // kubectl's error, word for word, from both tools; --force does not override it.
-    let ours = tlsboot(cp, &["approve", &denied, "--force"]).failed();
+    let ours = tlsboot(cp, &["approve", &denied]).failed();
+    let forced = tlsboot(cp, &["approve", &denied, "--force"]).failed();
+    assert_eq!(ours.stderr, forced.stderr);
     let theirs = kubectl(cp, &["certificate", "approve", &denied]).failed();
     let expected = format!("error: certificate signing request \"{denied}\" is already Denied");
     assert_eq!(ours.stderr.trim_end(), expected, "{ours:#?}");

@@ -9,7 +9,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::assess::{Assessment, ClusterFacts, assess};
 use super::error::{ReviewError, finish, kube_error_text, report};
-use super::format::{is_pending, resource_name};
+use super::format::{for_output, is_pending, resource_name};
 use super::list::{sort_queue, to_json_pretty};
 use super::session::Session;
 use crate::cluster::{
@@ -184,7 +184,9 @@ pub async fn decide_one(
     req: &DecisionRequest<'_>,
 ) -> Result<Done, ReviewError> {
     let a = assess(&csr, facts);
-    let forced_past = if req.decision == ApprovalDecision::Approve {
+    // Only a pending CSR is judged: on a decided one kubectl's rules come first (the opposite
+    // condition is an error, the same one is nothing to do), and write_approval applies them.
+    let forced_past = if req.decision == ApprovalDecision::Approve && is_pending(&csr) {
         approval_gate(&a, req.force)?
     } else {
         Vec::new()
@@ -265,9 +267,9 @@ pub fn print_done(
             writeln!(out, "{} {verb}{suffix}", resource_name(&name))?;
         }
         Some(DecisionOutput::Name) => writeln!(out, "{}", resource_name(&name))?,
-        Some(DecisionOutput::Json) => writeln!(out, "{}", to_json_pretty(csr.as_ref())?)?,
+        Some(DecisionOutput::Json) => writeln!(out, "{}", to_json_pretty(&for_output(csr))?)?,
         Some(DecisionOutput::Yaml) => {
-            out.write_all(serde_yaml_ng::to_string(csr.as_ref())?.as_bytes())?
+            out.write_all(serde_yaml_ng::to_string(&for_output(csr))?.as_bytes())?
         }
     }
     Ok(())

@@ -121,6 +121,14 @@ pub fn is_pending(csr: &CertificateSigningRequest) -> bool {
     !has_condition(csr, "Approved") && !has_condition(csr, "Denied")
 }
 
+/// A CSR as kubectl prints it with `-o json|yaml`: without `metadata.managedFields` (kubectl's
+/// `--show-managed-fields=false` default).
+pub fn for_output(csr: &CertificateSigningRequest) -> CertificateSigningRequest {
+    let mut c = csr.clone();
+    c.metadata.managed_fields = None;
+    c
+}
+
 /// kubectl's `-o name` form.
 pub fn resource_name(name: &str) -> String {
     format!("certificatesigningrequest.certificates.k8s.io/{name}")

@@ -21,6 +21,13 @@ use super::session::Session;
 use crate::cluster::Connection;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(mut_arg("files", |a| a
+    .value_name("FILE|NAME")
+    .help(
+        "CSR files (YAML/JSON objects, a List, `kubectl get csr -o yaml` output, or raw PEM; \
+         `-` reads stdin) or names of CSRs in the cluster. An existing path, `-`, or anything \
+         with `/` is a file; any other argument is a CSR name (see --file)"
+    )))]
 pub struct InspectArgs {
     #[command(flatten)]
     pub target: InspectFileArgs,

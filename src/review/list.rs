@@ -11,7 +11,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use super::assess::{Assessment, ClusterFacts, NodeLookup, assess};
 use super::error::{ReviewError, finish, kube_error_text};
 use super::format::{
-    Table, condition_column, human_duration_secs, is_pending, resource_name,
+    Table, condition_column, for_output, human_duration_secs, is_pending, resource_name,
     translate_timestamp_since,
 };
 use super::session::Session;
@@ -171,9 +171,10 @@ pub fn to_json_pretty(v: &impl serde::Serialize) -> Result<String, ReviewError> 
 }
 
 fn list_object(csrs: &[CertificateSigningRequest]) -> serde_json::Value {
+    let items: Vec<CertificateSigningRequest> = csrs.iter().map(for_output).collect();
     serde_json::json!({
         "apiVersion": "v1",
-        "items": csrs,
+        "items": items,
         "kind": "List",
         "metadata": { "resourceVersion": "" }
     })
@@ -318,10 +319,10 @@ async fn watch(
         match args.output {
             None | Some(ListOutput::Wide) => out.write_all(table.line(&r).as_bytes())?,
             Some(ListOutput::Name) => writeln!(out, "{}", resource_name(&name))?,
-            Some(ListOutput::Json) => writeln!(out, "{}", to_json_pretty(&csr)?)?,
+            Some(ListOutput::Json) => writeln!(out, "{}", to_json_pretty(&for_output(&csr))?)?,
             Some(ListOutput::Yaml) => {
                 writeln!(out, "---")?;
-                out.write_all(serde_yaml_ng::to_string(&csr)?.as_bytes())?;
+                out.write_all(serde_yaml_ng::to_string(&for_output(&csr))?.as_bytes())?;
             }
         }
         out.flush()?;
