@@ -320,43 +320,49 @@ fn parse_der(der: &[u8]) -> Result<ParsedCsr, ParseError> {
 
     let extensions = check_attributes(&shape, info.attributes())?;
     let (subject, common_names, organizations) = read_subject(&info.subject)?;
-    let mut parsed = ParsedCsr {
-        subject,
-        common_names,
-        organizations,
-        dns_names: Vec::new(),
-        ip_addresses: Vec::new(),
-        email_addresses: Vec::new(),
-        uris: Vec::new(),
-        other_names: Vec::new(),
-        public_key: PublicKeyInfo {
-            algorithm: KeyAlgorithm::Ed25519,
-            bits: 0,
-        },
-        signature_algorithm: String::new(),
-        requested_extensions: Vec::with_capacity(extensions.len()),
-        attributes: shape
-            .attributes
-            .iter()
-            .map(|(oid, _)| oid_bytes_string(oid))
-            .collect(),
-    };
+    let mut sans = Sans::default();
+    let mut requested_extensions = Vec::with_capacity(extensions.len());
     for ext in &extensions {
-        read_extension(ext, &mut parsed)?;
+        requested_extensions.push(read_extension(ext, &mut sans)?);
     }
 
     let key = read_public_key(&info.subject_pki)?;
-    parsed.public_key = key.info;
     let sig = signature_algorithm(&req.signature_algorithm, &key)?;
-    parsed.signature_algorithm = sig.go_name.to_owned();
-
     if req.signature_value.unused_bits != 0 {
         return Err(ParseError::BadSignature);
     }
     ring::signature::UnparsedPublicKey::new(sig.verify, key.bytes)
         .verify(shape.tbs, &req.signature_value.data)
         .map_err(|_| ParseError::BadSignature)?;
-    Ok(parsed)
+
+    Ok(ParsedCsr {
+        subject,
+        common_names,
+        organizations,
+        dns_names: sans.dns,
+        ip_addresses: sans.ip,
+        email_addresses: sans.email,
+        uris: sans.uri,
+        other_names: sans.other,
+        public_key: key.info,
+        signature_algorithm: sig.go_name.to_owned(),
+        requested_extensions,
+        attributes: shape
+            .attributes
+            .iter()
+            .map(|(oid, _)| oid_bytes_string(oid))
+            .collect(),
+    })
+}
+
+/// SANs collected across the request's SAN extension.
+#[derive(Default)]
+struct Sans {
+    dns: Vec<String>,
+    ip: Vec<IpAddr>,
+    email: Vec<String>,
+    uri: Vec<String>,
+    other: Vec<String>,
 }
 
 /// Enforces unique attributes with exactly one value each, and unique extension OIDs across the
@@ -370,20 +376,19 @@ fn check_attributes<'a, 'b>(
             "attribute list framing is inconsistent".into(),
         ));
     }
-    let mut seen: Vec<&[u8]> = Vec::with_capacity(shape.attributes.len());
-    for &(oid, count) in &shape.attributes {
-        if seen.contains(&oid) {
-            return Err(ParseError::DuplicateAttribute {
-                oid: oid_bytes_string(oid),
-            });
-        }
-        seen.push(oid);
-        if count != 1 {
-            return Err(ParseError::AttributeValueCount {
-                oid: oid_bytes_string(oid),
-                count,
-            });
-        }
+    // Sorted, not pairwise: a 64 KiB request can carry thousands of tiny attributes.
+    let mut oids: Vec<&[u8]> = shape.attributes.iter().map(|(oid, _)| *oid).collect();
+    oids.sort_unstable();
+    if let Some(dup) = oids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ParseError::DuplicateAttribute {
+            oid: oid_bytes_string(dup[0]),
+        });
+    }
+    if let Some(&(oid, count)) = shape.attributes.iter().find(|(_, count)| *count != 1) {
+        return Err(ParseError::AttributeValueCount {
+            oid: oid_bytes_string(oid),
+            count,
+        });
     }
 
     let mut extensions: Vec<&X509Extension<'a>> = Vec::new();
@@ -491,7 +496,10 @@ fn read_subject(name: &X509Name<'_>) -> Result<Subject, ParseError> {
     Ok((text, cns, orgs))
 }
 
-fn read_extension(ext: &X509Extension<'_>, parsed: &mut ParsedCsr) -> Result<(), ParseError> {
+fn read_extension(
+    ext: &X509Extension<'_>,
+    sans: &mut Sans,
+) -> Result<RequestedExtension, ParseError> {
     let oid = oid_string(&ext.oid);
     let name = x509_parser::objects::oid2sn(&ext.oid, x509_parser::objects::oid_registry())
         .ok()
@@ -499,7 +507,7 @@ fn read_extension(ext: &X509Extension<'_>, parsed: &mut ParsedCsr) -> Result<(),
     let summary = match ext.parsed_extension() {
         ParsedExtension::SubjectAlternativeName(san) => {
             for gn in &san.general_names {
-                read_general_name(gn, parsed)?;
+                read_general_name(gn, sans)?;
             }
             None
         }
@@ -528,20 +536,19 @@ fn read_extension(ext: &X509Extension<'_>, parsed: &mut ParsedCsr) -> Result<(),
         }),
         _ => None,
     };
-    parsed.requested_extensions.push(RequestedExtension {
+    Ok(RequestedExtension {
         oid,
         name,
         critical: ext.critical,
         summary,
-    });
-    Ok(())
+    })
 }
 
-fn read_general_name(gn: &GeneralName<'_>, parsed: &mut ParsedCsr) -> Result<(), ParseError> {
+fn read_general_name(gn: &GeneralName<'_>, sans: &mut Sans) -> Result<(), ParseError> {
     match gn {
-        GeneralName::DNSName(s) => parsed.dns_names.push((*s).to_owned()),
-        GeneralName::RFC822Name(s) => parsed.email_addresses.push((*s).to_owned()),
-        GeneralName::URI(s) => parsed.uris.push((*s).to_owned()),
+        GeneralName::DNSName(s) => sans.dns.push((*s).to_owned()),
+        GeneralName::RFC822Name(s) => sans.email.push((*s).to_owned()),
+        GeneralName::URI(s) => sans.uri.push((*s).to_owned()),
         GeneralName::IPAddress(bytes) => {
             let ip = if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
                 IpAddr::V4(Ipv4Addr::from(v4))
@@ -553,17 +560,15 @@ fn read_general_name(gn: &GeneralName<'_>, parsed: &mut ParsedCsr) -> Result<(),
                     bytes.len()
                 )));
             };
-            parsed.ip_addresses.push(ip);
+            sans.ip.push(ip);
         }
-        GeneralName::OtherName(oid, _) => parsed
-            .other_names
-            .push(format!("otherName:{}", oid_string(oid))),
-        GeneralName::DirectoryName(name) => parsed.other_names.push(format!("dirName:{name}")),
-        GeneralName::RegisteredID(oid) => parsed
-            .other_names
-            .push(format!("registeredID:{}", oid_string(oid))),
-        GeneralName::X400Address(_) => parsed.other_names.push("x400Address".to_owned()),
-        GeneralName::EDIPartyName(_) => parsed.other_names.push("ediPartyName".to_owned()),
+        GeneralName::OtherName(oid, _) => sans.other.push(format!("otherName:{}", oid_string(oid))),
+        GeneralName::DirectoryName(name) => sans.other.push(format!("dirName:{name}")),
+        GeneralName::RegisteredID(oid) => {
+            sans.other.push(format!("registeredID:{}", oid_string(oid)))
+        }
+        GeneralName::X400Address(_) => sans.other.push("x400Address".to_owned()),
+        GeneralName::EDIPartyName(_) => sans.other.push("ediPartyName".to_owned()),
         GeneralName::Invalid(tag, _) => {
             return Err(ParseError::InvalidSan(format!(
                 "entry with tag [{}] does not decode",

@@ -1340,3 +1340,66 @@ fn decide_with_parse_uses_the_callers_result() {
         &[SarSubresource::NodeClient],
     );
 }
+
+#[test]
+fn worst_case_requests_under_the_size_limit_stay_cheap() {
+    // Thousands of tiny attributes, or thousands of SANs: every check must stay linear-ish.
+    let key = p256();
+    let many_attributes: Vec<Vec<u8>> = (0..3500u32)
+        .map(|i| seq(&[oid(&format!("1.2.3.{i}")), set(&[tlv(0x05, &[])])]))
+        .collect();
+    let t = tbs(0, node_subject(), &key, &many_attributes);
+    let request = pem(&sign(&key, t, OID_ECDSA_SHA256));
+    assert!(request.len() < MAX_REQUEST_BYTES, "{}", request.len());
+    let start = std::time::Instant::now();
+    let d = Spec::renewal().decide(&request);
+    let attributes_took = start.elapsed();
+    // Unknown attributes are allowed (Go ignores them too); all are listed for the reader.
+    assert_eq!(d.verdict, Verdict::Authorize, "{:?}", d.violations);
+    assert_eq!(d.parsed.unwrap().attributes.len(), 3500);
+
+    let names: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| dns_name(&format!("n{i}.example")))
+        .collect();
+    let t = tbs(
+        0,
+        node_subject(),
+        &key,
+        &[extension_request(&[san_extension(&names)])],
+    );
+    let request = pem(&sign(&key, t, OID_ECDSA_SHA256));
+    assert!(request.len() < MAX_REQUEST_BYTES, "{}", request.len());
+    let start = std::time::Instant::now();
+    let d = Spec::serving().decide(&request);
+    let sans_took = start.elapsed();
+    assert_eq!(d.verdict, Verdict::Manual, "{:?}", d.violations);
+    let parsed = d.parsed.unwrap();
+    assert_eq!(parsed.dns_names.len(), 3000);
+    let node = [NodeAddress {
+        kind: "Hostname",
+        address: "n1.example",
+    }];
+    let start = std::time::Instant::now();
+    let matches = compare_sans_with_node(&parsed, Some(&node));
+    let compare_took = start.elapsed();
+    assert_eq!(
+        matches
+            .iter()
+            .filter(|(_, m)| *m == SanMatch::Matches)
+            .count(),
+        1
+    );
+
+    // Generous bounds for an unoptimised test build on a shared machine; quadratic work on these
+    // inputs would take seconds.
+    for (what, took) in [
+        ("attributes", attributes_took),
+        ("SANs", sans_took),
+        ("compare", compare_took),
+    ] {
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "{what}: {took:?}"
+        );
+    }
+}
