@@ -1,0 +1,70 @@
+//! `--deny-invalid`: invalid kubelet client CSRs are Denied, with upstream's reasons in
+//! the message. Its own test binary (own control plane): a second approving daemon
+//! would disturb the other suites' assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod controller_support;
+
+use std::time::Duration;
+
+use controller_support::*;
+use tlsboot_harness::BootstrapTokenOptions;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deny_invalid_denies_with_reasons() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let sa = daemon_identity(cp).await;
+    let d = Daemon::start(
+        cp,
+        sa.path(),
+        "deny-invalid",
+        &["--deny-invalid", "--leader-elect=false"],
+    );
+    d.wait_ready(Duration::from_secs(60));
+    let token = cp
+        .create_bootstrap_token(&BootstrapTokenOptions::default())
+        .await
+        .unwrap();
+    let boot = cp
+        .bootstrap_kubeconfig(&token)
+        .await
+        .unwrap()
+        .client()
+        .unwrap();
+    let name = cp.unique_name("masters");
+    let node = cp.unique_name("n");
+    let pem = csr_pem(
+        &format!("system:node:{node}"),
+        &["system:masters"],
+        &[],
+        true,
+        false,
+    );
+    create_csr(
+        boot,
+        &name,
+        &pem,
+        CLIENT_SIGNER,
+        &["digital signature", "client auth"],
+    )
+    .await;
+    let csr = wait_csr(
+        cp,
+        &name,
+        Duration::from_secs(30),
+        || d.logs(),
+        |c| !conditions(c).is_empty(),
+    )
+    .await;
+    let conds = conditions(&csr);
+    assert_eq!(conds.len(), 1, "{conds:?}");
+    let (t, reason, message) = &conds[0];
+    assert_eq!(t, "Denied");
+    assert_eq!(reason, "KubeletClientCSRInvalid");
+    assert!(
+        message.contains("subject organization is not system:nodes"),
+        "{message}"
+    );
+}
