@@ -17,7 +17,7 @@ use super::assess::assess;
 use super::error::{ReviewError, finish, report};
 use super::format::{is_pending, resource_name};
 use super::list::sort_queue;
-use super::render::inspect_view;
+use super::render::review_view;
 use super::session::Session;
 use crate::cluster::{ApprovalDecision, Connection};
 use crate::policy::SIGNER_KUBELET_SERVING;
@@ -255,7 +255,7 @@ async fn one(
     }
     let facts = session.cluster_facts(std::slice::from_ref(&csr)).await?;
     let a = assess(&csr, &facts);
-    print!("{}", inspect_view(&csr, &a, jiff::Timestamp::now()));
+    print!("{}", review_view(&csr, &a, jiff::Timestamp::now()));
     let answer = loop {
         prompt(PROMPT)?;
         let Some(line) = read_line(input).await else {

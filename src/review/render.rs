@@ -146,11 +146,55 @@ pub fn check_lines(checks: &[ReviewCheck]) -> String {
     out
 }
 
+/// Failed and unknown checks one per line, the passing ones folded into wrapped `PASS` lines
+/// (the interactive view, where 20 passing lines per CSR would bury the one that matters).
+pub fn compact_check_lines(checks: &[ReviewCheck]) -> String {
+    let notable: Vec<ReviewCheck> = checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Pass)
+        .cloned()
+        .collect();
+    let mut out = check_lines(&notable);
+    let mut line = String::new();
+    for c in checks.iter().filter(|c| c.status == CheckStatus::Pass) {
+        if !line.is_empty() && line.len() + c.name.len() + 2 > 90 {
+            let _ = writeln!(out, "  PASS  {line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(c.name);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "  PASS  {line}");
+    }
+    out
+}
+
 /// The full human view.
 pub fn inspect_view(
     csr: &CertificateSigningRequest,
     a: &Assessment,
     now: jiff::Timestamp,
+) -> String {
+    view(csr, a, now, false)
+}
+
+/// [`inspect_view`] with the passing checks folded (for `tlsboot review`).
+pub fn review_view(
+    csr: &CertificateSigningRequest,
+    a: &Assessment,
+    now: jiff::Timestamp,
+) -> String {
+    view(csr, a, now, true)
+}
+
+fn view(
+    csr: &CertificateSigningRequest,
+    a: &Assessment,
+    now: jiff::Timestamp,
+    compact: bool,
 ) -> String {
     let mut o = String::new();
     let spec = &csr.spec;
@@ -271,7 +315,11 @@ pub fn inspect_view(
     }
 
     let _ = writeln!(o, "Checks: {}", a.checks_summary());
-    o.push_str(&check_lines(&a.checks));
+    o.push_str(&if compact {
+        compact_check_lines(&a.checks)
+    } else {
+        check_lines(&a.checks)
+    });
     let verdict = if a.passes() {
         "all checks pass: `tlsboot approve` will approve it".to_owned()
     } else {
@@ -431,6 +479,40 @@ mod tests {
         assert!(v.contains("  FAIL  sans-on-node"), "{v}");
         assert!(v.contains("  PASS  signature\n"), "{v}");
         assert!(v.contains("Verdict: 3 checks failed"), "{v}");
+    }
+
+    #[test]
+    fn compact_lines_fold_passes_and_keep_failures() {
+        let mut checks: Vec<ReviewCheck> = (0..30)
+            .map(|i| ReviewCheck {
+                name: ["request-size", "pem", "signature", "organization", "usages"][i % 5],
+                status: CheckStatus::Pass,
+                detail: None,
+            })
+            .collect();
+        checks.insert(
+            3,
+            ReviewCheck {
+                name: "sans-on-node",
+                status: CheckStatus::Fail,
+                detail: Some("not addresses of Node n1: IP:10.0.0.9".into()),
+            },
+        );
+        let out = compact_check_lines(&checks);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "  FAIL  sans-on-node  not addresses of Node n1: IP:10.0.0.9"
+        );
+        assert!(lines.len() > 2, "passes wrap: {out}");
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.starts_with("  PASS  ") && l.len() <= 100),
+            "{out}"
+        );
+        let folded: usize = lines[1..].iter().map(|l| l.matches(", ").count() + 1).sum();
+        assert_eq!(folded, 30, "every passing check is named once: {out}");
     }
 
     #[test]
