@@ -1,5 +1,8 @@
 //! `tlsboot-harness up`: a real control plane for people.
 //! `tlsboot-harness kubelet`: simulated kubelets against any cluster.
+//! `tlsboot-harness demo`: control plane + the real `tlsboot controller` + nodes joining.
+
+mod demo;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,6 +30,8 @@ enum Cmd {
     Up(UpArgs),
     /// Run simulated kubelets that bootstrap with a bootstrap kubeconfig.
     Kubelet(KubeletArgs),
+    /// The main job on the embedded default: control plane, `tlsboot controller`, nodes joining.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,13 +115,18 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // Readiness probes fail on purpose until the server is up.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "info,kube_client=off,tlsboot_harness::kubelet=warn",
+                    )
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
         Cmd::Up(a) => up(a).await,
         Cmd::Kubelet(a) => kubelet(a).await,
+        Cmd::Demo(a) => demo::demo(a).await,
     }
 }
 
