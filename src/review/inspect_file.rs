@@ -283,8 +283,12 @@ fn parse_file(
     if trimmed.starts_with(b"-----BEGIN") {
         return (vec![pem_input(source, bytes, args)], Vec::new());
     }
+    // PEM after other text (`openssl req -text` output) is still a request: the policy then
+    // names the leading text. Object files never contain a PEM line: their request is base64.
+    let has_pem = trimmed.windows(11).any(|w| w == b"-----BEGIN ");
     let documents = match parse_documents(trimmed) {
         Ok(docs) => docs,
+        Err(_) if has_pem => return (vec![pem_input(source, bytes, args)], Vec::new()),
         Err(reason) => return (Vec::new(), vec![InputError::Unrecognised(reason)]),
     };
     let mut inputs = Vec::new();
@@ -323,6 +327,9 @@ fn parse_file(
                 "{where_doc} is a plain value, not an object"
             ))),
         }
+    }
+    if objects.is_empty() && has_pem {
+        return (vec![pem_input(source, bytes, args)], Vec::new());
     }
     if objects.is_empty() && errors.is_empty() {
         errors.push(InputError::Unrecognised("no objects found".into()));
@@ -444,7 +451,7 @@ fn pem_input(source: &str, bytes: &[u8], args: &InspectFileArgs) -> CsrInput {
 
 /// Makes text from a CSR safe for a terminal: control characters and bidi overrides are
 /// escaped, so a hostile subject cannot rewrite the screen a reviewer is reading.
-fn clean(s: &str) -> Cow<'_, str> {
+pub(crate) fn clean(s: &str) -> Cow<'_, str> {
     let unsafe_char = |c: char| {
         c.is_control()
             || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -931,6 +938,20 @@ mod tests {
             assert!(line.starts_with(&format!("error: {path}: ")), "{line}");
             assert!(line.contains(reason), "{line}");
         }
+    }
+
+    #[test]
+    fn pem_after_other_text_is_judged_not_refused() {
+        let pem = p256_csr_pem("system:node:worker-1", vec![]);
+        let text = format!("Certificate Request:\n    Data:\n        Version: 1 (0x0)\n{pem}");
+        let file = write_temp(text.as_bytes());
+        let (r, o) = json_reports(&[file.path().to_str().unwrap()], b"");
+        assert_eq!(o.code, ExitCode::SUCCESS, "{}", o.err);
+        assert_eq!(r[0]["verdict"], "reject");
+        assert_eq!(
+            r[0]["violations"],
+            json!(["unexpected data before the CERTIFICATE REQUEST PEM block"])
+        );
     }
 
     #[test]
