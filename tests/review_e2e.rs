@@ -674,3 +674,39 @@ async fn list_watch_prints_new_csrs() {
     let _ = child.wait();
     assert!(found, "--watch never printed {want}; saw {seen:?}");
 }
+
+#[tokio::test]
+async fn hostile_csr_strings_are_escaped_on_the_terminal() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-esc");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    // A clear-screen escape sequence in a DNS SAN (Go's parser accepts any ASCII there), and a
+    // right-to-left override in a condition message: neither reaches the terminal raw.
+    let csr = node_with_serving_csr(cp, &n, &[&n, &ip, "x\u{1b}[2Jy.example"]).await;
+    for args in [
+        vec!["list"],
+        vec!["inspect", csr.as_str()],
+        vec!["approve", csr.as_str()],
+    ] {
+        let run = tlsboot(cp, &args);
+        for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains('\u{1b}'),
+                "{args:?} wrote a raw ESC to {what}: {text:?}"
+            );
+        }
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(all.contains("x\\u{1b}[2Jy.example"), "{args:?}: {all}");
+    }
+    tlsboot(cp, &["deny", &csr, "--reason", "evil\u{202e}txt.exe"]).ok();
+    let shown = tlsboot(cp, &["inspect", &csr]).ok();
+    assert!(!shown.stdout.contains('\u{202e}'), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains("evil\\u{202e}txt.exe"),
+        "{}",
+        shown.stdout
+    );
+}

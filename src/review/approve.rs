@@ -9,7 +9,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::assess::{Assessment, ClusterFacts, assess};
 use super::error::{ReviewError, finish, kube_error_text, report};
-use super::format::{for_output, is_pending, resource_name};
+use super::format::{for_output, is_pending, resource_name, terminal_safe};
 use super::list::{sort_queue, to_json_pretty};
 use super::session::Session;
 use crate::cluster::{
@@ -264,9 +264,13 @@ pub fn print_done(
     match output {
         None => {
             let suffix = if dry_run { " (server dry run)" } else { "" };
-            writeln!(out, "{} {verb}{suffix}", resource_name(&name))?;
+            writeln!(
+                out,
+                "{} {verb}{suffix}",
+                terminal_safe(&resource_name(&name))
+            )?;
         }
-        Some(DecisionOutput::Name) => writeln!(out, "{}", resource_name(&name))?,
+        Some(DecisionOutput::Name) => writeln!(out, "{}", terminal_safe(&resource_name(&name)))?,
         Some(DecisionOutput::Json) => writeln!(out, "{}", to_json_pretty(&for_output(csr))?)?,
         Some(DecisionOutput::Yaml) => {
             out.write_all(serde_yaml_ng::to_string(&for_output(csr))?.as_bytes())?
@@ -343,7 +347,14 @@ async fn approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, Revi
     for csr in csrs {
         let a = assess(&csr, &facts);
         if !a.passes() {
-            eprintln!("skipped {}: {}", a.name, a.failed_lines().join("; "));
+            eprintln!(
+                "{}",
+                terminal_safe(&format!(
+                    "skipped {}: {}",
+                    a.name,
+                    a.failed_lines().join("; ")
+                ))
+            );
             continue;
         }
         match decide_one(&session, csr, &facts, &req).await {
@@ -416,7 +427,10 @@ async fn decide_named(
                             c.metadata.name.clone().unwrap_or_default()
                         }
                     };
-                    eprintln!("note: {name} was already {verb}; nothing was changed");
+                    eprintln!(
+                        "note: {} was already {verb}; nothing was changed",
+                        terminal_safe(&name)
+                    );
                 }
                 print_done(&mut out, &done, verb, req.dry_run, flags.output)?;
             }

@@ -93,10 +93,17 @@ pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
 /// Prints `e` to stderr the way kubectl would: `Error from server (NotFound): …` for a missing
 /// CSR, `error: …` for the rest. A closed stdout (`| head`) is not worth a message.
 pub fn report(e: &ReviewError) {
+    use super::format::terminal_safe;
     match e {
-        ReviewError::NotFound { .. } => eprintln!("Error from server (NotFound): {e}"),
+        ReviewError::NotFound { .. } => {
+            eprintln!(
+                "Error from server (NotFound): {}",
+                terminal_safe(&e.to_string())
+            )
+        }
         ReviewError::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {}
-        other => eprintln!("error: {}", chain_text(other)),
+        // Refusals and API messages quote CSR names and SANs: escaped like every CSR string.
+        other => eprintln!("error: {}", terminal_safe(&chain_text(other))),
     }
 }
 

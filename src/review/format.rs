@@ -121,6 +121,16 @@ pub fn is_pending(csr: &CertificateSigningRequest) -> bool {
     !has_condition(csr, "Approved") && !has_condition(csr, "Denied")
 }
 
+/// Text for a terminal: every line through the offline inspector's `clean` (control characters
+/// and bidi overrides escaped), newlines kept. CSR strings (names, subjects, SANs, requesters,
+/// condition messages) are attacker-controlled; this is applied where text leaves the program.
+pub fn terminal_safe(text: &str) -> String {
+    text.split('\n')
+        .map(|l| super::inspect_file::clean(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A CSR as kubectl prints it with `-o json|yaml`: without `metadata.managedFields` (kubectl's
 /// `--show-managed-fields=false` default).
 pub fn for_output(csr: &CertificateSigningRequest) -> CertificateSigningRequest {
@@ -305,6 +315,13 @@ mod tests {
         assert_eq!(condition_column(&empty_cert), "Pending");
         assert!(is_pending(&csr_with(&["Failed"], false)));
         assert!(!is_pending(&csr_with(&["Denied"], false)));
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_but_lines_are_kept() {
+        let t = terminal_safe("Name: csr-\u{1b}[2J\nSAN: evil\u{202e}txt.exe\n");
+        assert_eq!(t, "Name: csr-\\u{1b}[2J\nSAN: evil\\u{202e}txt.exe\n");
+        assert_eq!(terminal_safe("plain\n"), "plain\n");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::assess::{Assessment, assess};
 use super::error::{ReviewError, finish, report};
-use super::format::{condition_column, translate_timestamp_since};
+use super::format::{condition_column, terminal_safe, translate_timestamp_since};
 use super::inspect_file::{InspectFileArgs, OutputFormat};
 use super::render::{gc_info, inspect_view};
 use super::session::Session;
@@ -190,7 +190,7 @@ async fn online(
                 if *printed > 0 {
                     writeln!(out)?;
                 }
-                out.write_all(inspect_view(c, a, now).as_bytes())?;
+                out.write_all(terminal_safe(&inspect_view(c, a, now)).as_bytes())?;
                 *printed += 1;
             }
         }

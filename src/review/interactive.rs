@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::approve::{DecisionRequest, Done, Via, current_user, decide_one};
 use super::assess::assess;
 use super::error::{ReviewError, finish, report};
-use super::format::{is_pending, resource_name};
+use super::format::{is_pending, resource_name, terminal_safe};
 use super::list::sort_queue;
 use super::render::review_view;
 use super::session::Session;
@@ -221,7 +221,7 @@ async fn watch(
                 if !is_pending(&csr) || !seen.insert(name.clone()) {
                     continue;
                 }
-                println!("\n=== new: {name} ===");
+                println!("\n=== new: {} ===", terminal_safe(&name));
                 if let Flow::Quit = one(session, &name, user, args, input, tally).await? {
                     return Ok(());
                 }
@@ -244,18 +244,21 @@ async fn one(
     let csr = match session.get_csr(name).await {
         Ok(c) => c,
         Err(e @ ReviewError::NotFound { .. }) => {
-            println!("{name}: gone ({e})");
+            println!("{}", terminal_safe(&format!("{name}: gone ({e})")));
             return Ok(Flow::Continue);
         }
         Err(e) => return Err(e),
     };
     if !is_pending(&csr) {
-        println!("{name}: decided meanwhile, skipping");
+        println!("{}: decided meanwhile, skipping", terminal_safe(name));
         return Ok(Flow::Continue);
     }
     let facts = session.cluster_facts(std::slice::from_ref(&csr)).await?;
     let a = assess(&csr, &facts);
-    print!("{}", review_view(&csr, &a, jiff::Timestamp::now()));
+    print!(
+        "{}",
+        terminal_safe(&review_view(&csr, &a, jiff::Timestamp::now()))
+    );
     let answer = loop {
         prompt(PROMPT)?;
         let Some(line) = read_line(input).await else {
@@ -272,16 +275,16 @@ async fn one(
         Answer::Quit => return Ok(Flow::Quit),
         Answer::Skip => {
             tally.skipped += 1;
-            println!("skipped {name}");
+            println!("skipped {}", terminal_safe(name));
             return Ok(Flow::Continue);
         }
         Answer::Approve if !a.passes() => {
-            println!("{}", a.refusal().unwrap_or_default());
+            println!("{}", terminal_safe(&a.refusal().unwrap_or_default()));
             prompt("Approve anyway? Type 'force' to approve, anything else skips: ")?;
             let line = read_line(input).await.unwrap_or_default();
             if line.trim() != "force" {
                 tally.skipped += 1;
-                println!("skipped {name}");
+                println!("skipped {}", terminal_safe(name));
                 return Ok(Flow::Continue);
             }
             force = true;
@@ -318,7 +321,10 @@ async fn one(
             } else {
                 ""
             };
-            println!("{} {verb}{suffix}{already}", resource_name(name));
+            println!(
+                "{} {verb}{suffix}{already}",
+                terminal_safe(&resource_name(name))
+            );
             match decision {
                 ApprovalDecision::Approve => tally.approved += 1,
                 ApprovalDecision::Deny => tally.denied += 1,

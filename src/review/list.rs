@@ -12,7 +12,7 @@ use super::assess::{Assessment, ClusterFacts, NodeLookup, assess};
 use super::error::{ReviewError, finish, kube_error_text};
 use super::format::{
     Table, condition_column, for_output, human_duration_secs, is_pending, resource_name,
-    translate_timestamp_since,
+    terminal_safe, translate_timestamp_since,
 };
 use super::session::Session;
 use crate::cluster::Connection;
@@ -216,13 +216,13 @@ async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewErro
             if csrs.is_empty() && !args.watch {
                 eprintln!("No resources found");
             } else if !csrs.is_empty() || !args.no_headers {
-                out.write_all(table.render(&rows).as_bytes())?;
+                out.write_all(terminal_safe(&table.render(&rows)).as_bytes())?;
             }
         }
         Some(ListOutput::Name) => {
             for c in &csrs {
                 let name = c.metadata.name.clone().unwrap_or_default();
-                writeln!(out, "{}", resource_name(&name))?;
+                writeln!(out, "{}", terminal_safe(&resource_name(&name)))?;
                 printed.insert(name, Vec::new());
             }
         }
@@ -317,8 +317,10 @@ async fn watch(
         }
         let mut out = std::io::stdout().lock();
         match args.output {
-            None | Some(ListOutput::Wide) => out.write_all(table.line(&r).as_bytes())?,
-            Some(ListOutput::Name) => writeln!(out, "{}", resource_name(&name))?,
+            None | Some(ListOutput::Wide) => {
+                out.write_all(terminal_safe(&table.line(&r)).as_bytes())?
+            }
+            Some(ListOutput::Name) => writeln!(out, "{}", terminal_safe(&resource_name(&name)))?,
             Some(ListOutput::Json) => writeln!(out, "{}", to_json_pretty(&for_output(&csr))?)?,
             Some(ListOutput::Yaml) => {
                 writeln!(out, "---")?;
