@@ -79,9 +79,9 @@ enum InputError {
         "neither a CertificateSigningRequest object (YAML/JSON) nor a PEM CERTIFICATE REQUEST: {0}"
     )]
     Unrecognised(String),
-    #[error("{where_}: not a CertificateSigningRequest (kind {kind:?})")]
+    #[error("{where_}not a CertificateSigningRequest (kind {kind:?})")]
     WrongKind { where_: String, kind: String },
-    #[error("{where_}: not a valid certificates.k8s.io/v1 CertificateSigningRequest: {reason}")]
+    #[error("{where_}not a valid certificates.k8s.io/v1 CertificateSigningRequest: {reason}")]
     InvalidObject { where_: String, reason: String },
 }
 
@@ -296,10 +296,11 @@ fn parse_file(
     let mut objects: Vec<(String, serde_json::Value)> = Vec::new();
     let multi = documents.len() > 1;
     for (d, doc) in documents.into_iter().enumerate() {
+        // Error prefixes: empty for a single document, so messages read "FILE: not a …".
         let where_doc = if multi {
-            format!("document {}", d + 1)
+            format!("document {}: ", d + 1)
         } else {
-            "object".to_owned()
+            String::new()
         };
         match doc {
             serde_json::Value::Null => {}
@@ -308,7 +309,7 @@ fn parse_file(
                     items
                         .into_iter()
                         .enumerate()
-                        .map(|(i, v)| (format!("{where_doc}, item {}", i + 1), v)),
+                        .map(|(i, v)| (format!("{where_doc}item {}: ", i + 1), v)),
                 );
             }
             serde_json::Value::Object(ref map) if is_list(map) => {
@@ -318,13 +319,13 @@ fn parse_file(
                             .iter()
                             .cloned()
                             .enumerate()
-                            .map(|(i, v)| (format!("{where_doc}, item {}", i + 1), v)),
+                            .map(|(i, v)| (format!("{where_doc}item {}: ", i + 1), v)),
                     );
                 }
             }
             serde_json::Value::Object(_) => objects.push((where_doc, doc)),
             _ => errors.push(InputError::Unrecognised(format!(
-                "{where_doc} is a plain value, not an object"
+                "{where_doc}a plain value, not an object"
             ))),
         }
     }
