@@ -36,8 +36,6 @@ pub enum ReviewError {
          use `tlsboot list` to see the queue and `tlsboot approve NAME` / `tlsboot deny NAME` to decide"
     )]
     NotATerminal,
-    #[error("{0}")]
-    Usage(String),
     #[error(transparent)]
     InspectFile(#[from] crate::review::inspect_file::InspectError),
     #[error("writing output: {0}")]
