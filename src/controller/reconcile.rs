@@ -14,6 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::authz;
 use super::config::Config;
@@ -172,14 +173,28 @@ pub async fn reconcile(
     if !ctx.leader.is_leader() {
         return Ok(Action::await_change());
     }
+    let decision = policy::decide(&CsrFacts::from_csr(&csr));
+    let node = node_of(&csr, &decision);
+    let span = tracing::info_span!(
+        "csr",
+        csr = %csr_name(&csr),
+        node = %node,
+        requestor = %csr.spec.username.as_deref().unwrap_or(""),
+        signer = %csr.spec.signer_name
+    );
+    // Instrument rather than enter: a span guard held across `.await` leaks into
+    // whatever else the worker thread runs.
+    act(csr, ctx, decision).instrument(span).await
+}
+
+async fn act(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<Context>,
+    decision: policy::Decision,
+) -> Result<Action, ReconcileError> {
     let name = csr_name(&csr).to_owned();
     let uid = csr.metadata.uid.clone().unwrap_or_else(|| name.clone());
     let signer = csr.spec.signer_name.clone();
-    let decision = policy::decide(&CsrFacts::from_csr(&csr));
-    let node = node_of(&csr, &decision);
-    let requestor = csr.spec.username.clone().unwrap_or_default();
-    let span = tracing::info_span!("csr", csr = %name, node = %node, requestor = %requestor, signer = %signer);
-    let _enter = span.enter();
 
     let verdict = match (decision.class, decision.verdict) {
         // A serving CSR is a person's call whatever its checks say: never denied or

