@@ -18,6 +18,7 @@
 pub mod binaries;
 pub mod controlplane;
 pub mod error;
+pub mod faultproxy;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;
