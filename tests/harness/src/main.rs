@@ -2,6 +2,7 @@
 //! `tlsboot-harness kubelet`: simulated kubelets against any cluster.
 //! `tlsboot-harness demo`: control plane + the real `tlsboot controller` + nodes joining.
 
+mod bench;
 mod demo;
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ enum Cmd {
     Kubelet(KubeletArgs),
     /// The main job on the embedded default: control plane, `tlsboot controller`, nodes joining.
     Demo(demo::DemoArgs),
+    /// Cold-start load benchmark: ceiling, tlsboot and KCM approvers side by side.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -122,11 +125,13 @@ async fn main() -> anyhow::Result<()> {
                 }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().cmd {
         Cmd::Up(a) => up(a).await,
         Cmd::Kubelet(a) => kubelet(a).await,
         Cmd::Demo(a) => demo::demo(a).await,
+        Cmd::Bench(a) => bench::bench(a).await,
     }
 }
 
