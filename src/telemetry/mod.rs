@@ -5,9 +5,11 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the global subscriber. `RUST_LOG` wins over `-v`.
 pub fn init(format: LogFormat, verbose: u8) {
+    // kube_client logs its own ERROR line for every failed request; our callers already
+    // turn those into one specific error message, so keep it quiet unless asked.
     let default = match verbose {
-        0 => "info",
-        1 => "tlsboot=debug,info",
+        0 => "info,kube_client=off",
+        1 => "tlsboot=debug,kube_client=warn,info",
         _ => "tlsboot=trace,debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
