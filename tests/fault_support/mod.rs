@@ -72,13 +72,27 @@ pub fn spawn_joins(
     prefix: &str,
     n: usize,
 ) -> tokio::task::JoinSet<Result<Joined, String>> {
+    spawn_joins_over(cp, boot, prefix, n, Duration::ZERO)
+}
+
+/// Like [`spawn_joins`], the starts spread evenly over `over`, so CSRs keep arriving
+/// while faults come and go.
+pub fn spawn_joins_over(
+    cp: &'static ControlPlane,
+    boot: &kube::Config,
+    prefix: &str,
+    n: usize,
+    over: Duration,
+) -> tokio::task::JoinSet<Result<Joined, String>> {
     let mut set = tokio::task::JoinSet::new();
     for i in 0..n {
+        let delay = over.mul_f64(i as f64 / n.max(1) as f64);
         let mut opts = KubeletOptions::new(cp.unique_name(&format!("{prefix}-{i}")));
         opts.stop_after = Stage::ClientCertIssued;
         opts.certificate_timeout = Duration::from_secs(120);
         let boot = boot.clone();
         set.spawn(async move {
+            tokio::time::sleep(delay).await;
             let node = opts.node_name.clone();
             let start = Instant::now();
             let mut k = SimKubelet::new(boot, opts).map_err(|e| format!("{node}: {e}"))?;

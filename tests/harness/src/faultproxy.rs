@@ -89,6 +89,7 @@ pub struct Faults {
 /// One request that was not a read, as the proxy saw it.
 #[derive(Debug, Clone)]
 pub struct WriteRecord {
+    /// When the request reached the proxy (before any added latency).
     pub at: Instant,
     /// The name given to the bearer token, or `"other"`.
     pub identity: String,
@@ -523,6 +524,7 @@ async fn handle(
     base: Uri,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let arrived = Instant::now();
     let c = &shared.counters;
     c.requests.fetch_add(1, Ordering::Relaxed);
     let identity = shared.identity_of(&req);
@@ -545,7 +547,7 @@ async fn handle(
     };
     if method != Method::GET {
         lock(&shared.writes).push(WriteRecord {
-            at: Instant::now(),
+            at: arrived,
             identity,
             method,
             path,
