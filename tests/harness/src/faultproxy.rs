@@ -44,6 +44,8 @@ use tokio::task::JoinHandle;
 use crate::controlplane::ControlPlane;
 use crate::error::{Error, Result, io};
 use crate::kubeconfig::{Credential, UserKubeconfig};
+/// Re-exported so tests can match methods without depending on `http` themselves.
+pub use http::Method as HttpMethod;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ProxyBody = BoxBody<Bytes, BoxError>;

@@ -1,0 +1,163 @@
+//! Reliability: the leader is partitioned from its Lease — only its Lease writes fail
+//! (per-identity fault at the proxy), its approvals would still go through. It must
+//! stop writing before its lease can expire (no approval reaches the API server after
+//! its last successful renewal + renew deadline), the standby takes over after the
+//! lease duration, no CSR is approved by two leaders, and none is lost.
+//!
+//! The partitioned leader then exits non-zero: fail-stop on lost leadership, as
+//! kube-controller-manager does (its Pod is restarted). That exit is asserted, not a crash.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod controller_support;
+mod fault_support;
+
+use std::time::{Duration, Instant};
+
+use controller_support::*;
+use fault_support::*;
+
+use tlsboot_harness::faultproxy::{FaultProxy, Faults, HttpMethod as Method, IdentityFault};
+
+const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+
+fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
+    let start = Instant::now();
+    loop {
+        let leaders: Vec<&Daemon> = daemons.iter().copied().filter(|d| d.is_leader()).collect();
+        assert!(leaders.len() <= 1, "two leaders at once");
+        if let Some(l) = leaders.first() {
+            return l;
+        }
+        assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_partitioned_from_its_lease_stops_before_expiry() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
+    let handle = proxy.handle();
+    let a = daemon_via_proxy(cp, &proxy, "part-a", &[]).await;
+    let b = daemon_via_proxy(cp, &proxy, "part-b", &[]).await;
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    let leader = wait_leader(&[&a, &b], Duration::from_secs(30));
+    let standby = if leader.name == a.name { &b } else { &a };
+    let logs = || format!("{}\n---\n{}", a.logs(), b.logs());
+
+    let (_token, boot) = bootstrap_token(cp).await;
+    let n = nodes(60);
+    // CSRs arrive steadily for 30 s: before, during and after the partition.
+    let set = spawn_joins_over(cp, &boot, "part", n, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let partitioned_at = Instant::now();
+    handle.set(|f| {
+        f.identity.push(IdentityFault {
+            identity: leader.name.clone(),
+            method: Some(Method::PUT),
+            path_contains: "/leases/".into(),
+            status: 500,
+        })
+    });
+    let joined = collect(set, logs).await;
+    let valid: Vec<String> = joined.iter().map(|j| j.csr.clone()).collect();
+    let invalid = create_invalid(cp, &boot, 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let writes = handle.writes();
+    let lease_ok = |who: &str| {
+        writes
+            .iter()
+            .filter(|w| w.identity == who && w.path.contains("/leases/") && w.status == 200)
+            .map(|w| w.at)
+            .collect::<Vec<_>>()
+    };
+    // The renewal started before the proxy saw it: its deadline is earlier still.
+    let last_renew = *lease_ok(&leader.name).last().expect("the leader renewed");
+    let fence = last_renew + RENEW_DEADLINE;
+    let approvals = handle.approvals_accepted();
+    let by = |who: &str| {
+        let mut v: Vec<Instant> = approvals
+            .values()
+            .flatten()
+            .filter(|w| w.identity == who)
+            .map(|w| w.at)
+            .collect();
+        v.sort();
+        v
+    };
+    let old = by(&leader.name);
+    let new = by(&standby.name);
+    let old_last = *old
+        .last()
+        .expect("the leader approved before the partition");
+    let new_first = *new.first().expect("the standby took over and approved");
+    // Also writes the proxy refused or the API server rejected: nothing at all after the fence.
+    let late: Vec<_> = writes
+        .iter()
+        .filter(|w| w.identity == leader.name && w.path.ends_with("/approval") && w.at > fence)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "approval writes after the renew deadline: {late:?}\n{}",
+        leader.logs()
+    );
+    assert!(old_last < new_first, "two leaders wrote at once");
+    assert!(
+        lease_ok(&standby.name).iter().all(|t| *t > last_renew),
+        "the standby held the lease while the leader still renewed"
+    );
+    let (lost, dup) = assert_exactly_once(cp, &approvals, &valid, &invalid).await;
+
+    let status = leader
+        .child
+        .exited()
+        .expect("the partitioned leader fail-stops");
+    assert!(
+        !status.success(),
+        "lost leadership exits non-zero: {status}"
+    );
+    assert!(
+        leader.logs().contains("leadership lost"),
+        "{}",
+        leader.logs()
+    );
+    assert_running(standby);
+    assert!(standby.is_leader());
+
+    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
+    figure("partition", "nodes", n);
+    figure(
+        "partition",
+        "old_leader_last_write_before_fence_s",
+        secs(fence - old_last),
+    );
+    figure(
+        "partition",
+        "partition_to_last_old_write_s",
+        secs(old_last.saturating_duration_since(partitioned_at)),
+    );
+    figure(
+        "partition",
+        "partition_to_first_new_write_s",
+        secs(new_first - partitioned_at),
+    );
+    figure(
+        "partition",
+        "gap_between_leaders_s",
+        secs(new_first - old_last),
+    );
+    figure("partition", "approvals_old_leader", old.len());
+    figure("partition", "approvals_new_leader", new.len());
+    figure(
+        "partition",
+        "lease_puts_refused",
+        handle.stats().injected_identity,
+    );
+    figure("partition", "lost", lost);
+    figure("partition", "duplicates", dup);
+    figure("partition", "crashes", 0);
+}
