@@ -1,0 +1,156 @@
+//! Reliability: the leader is stopped in the middle of a burst of joins — first with
+//! SIGTERM (it finishes in-flight work, releases the Lease, exits 0; the standby
+//! continues at once), then, with a fresh standby, with SIGKILL (the standby takes over
+//! within lease duration + retry, ≤ 17 s at defaults). Nothing is lost or written twice.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod controller_support;
+mod fault_support;
+
+use std::time::{Duration, Instant};
+
+use controller_support::*;
+use fault_support::*;
+use tlsboot_harness::faultproxy::{FaultHandle, FaultProxy, Faults};
+
+fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
+    let start = Instant::now();
+    loop {
+        let leaders: Vec<&Daemon> = daemons.iter().copied().filter(|d| d.is_leader()).collect();
+        assert!(leaders.len() <= 1, "two leaders at once");
+        if let Some(l) = leaders.first() {
+            return l;
+        }
+        assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `who` had `count` approvals accepted (the burst is under way).
+async fn wait_approvals(handle: &FaultHandle, who: &str, count: usize) {
+    let start = Instant::now();
+    while handle
+        .approvals_accepted()
+        .values()
+        .flatten()
+        .filter(|w| w.identity == who)
+        .count()
+        < count
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{who} approved nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (last write of `old`, first write of `new`) among accepted approvals.
+fn handover(handle: &FaultHandle, old: &str, new: &str) -> (Instant, Instant) {
+    let approvals = handle.approvals_accepted();
+    let times = |who: &str| {
+        let mut v: Vec<Instant> = approvals
+            .values()
+            .flatten()
+            .filter(|w| w.identity == who)
+            .map(|w| w.at)
+            .collect();
+        v.sort();
+        v
+    };
+    let old_last = *times(old).last().expect("old leader wrote");
+    let new_first = *times(new).first().expect("new leader wrote");
+    assert!(
+        old_last < new_first,
+        "{old} and {new} wrote at the same time"
+    );
+    (old_last, new_first)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_then_sigkill_of_the_leader_during_bursts() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
+    let handle = proxy.handle();
+    let a = daemon_via_proxy(cp, &proxy, "fo-a", &[]).await;
+    let b = daemon_via_proxy(cp, &proxy, "fo-b", &[]).await;
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    let first = wait_leader(&[&a, &b], Duration::from_secs(30));
+    let second = if first.name == a.name { &b } else { &a };
+    let (_token, boot) = bootstrap_token(cp).await;
+    let n = nodes(60);
+    let mut valid = Vec::new();
+    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
+
+    // SIGTERM during a burst.
+    let set = spawn_joins_over(cp, &boot, "term", n, Duration::from_secs(6));
+    wait_approvals(&handle, &first.name, n / 5).await;
+    let termed = Instant::now();
+    tokio::task::block_in_place(|| first.child.terminate(Duration::from_secs(15)));
+    let status = first.child.exited().expect("exited after SIGTERM");
+    assert!(
+        status.success(),
+        "SIGTERM exits 0: {status}\n{}",
+        first.logs()
+    );
+    let joined = collect(set, || second.logs()).await;
+    valid.extend(joined.iter().map(|j| j.csr.clone()));
+    let (old_last, new_first) = handover(&handle, &first.name, &second.name);
+    figure(
+        "failover",
+        "sigterm_exit_s",
+        secs(termed.elapsed().min(Duration::from_secs(15))),
+    );
+    figure(
+        "failover",
+        "sigterm_gap_between_leaders_s",
+        secs(new_first - old_last),
+    );
+    figure(
+        "failover",
+        "sigterm_to_first_new_write_s",
+        secs(new_first.saturating_duration_since(termed)),
+    );
+    assert_running(second);
+
+    // SIGKILL during a burst, with a fresh standby.
+    let c = daemon_via_proxy(cp, &proxy, "fo-c", &[]).await;
+    c.wait_ready(Duration::from_secs(60));
+    assert!(second.is_leader() && !c.is_leader());
+    let before = handle
+        .approvals_accepted()
+        .values()
+        .flatten()
+        .filter(|w| w.identity == second.name)
+        .count();
+    let set = spawn_joins_over(cp, &boot, "kill", n, Duration::from_secs(6));
+    wait_approvals(&handle, &second.name, before + n / 5).await;
+    let killed = Instant::now();
+    second.child.kill();
+    let joined = collect(set, || c.logs()).await;
+    valid.extend(joined.iter().map(|j| j.csr.clone()));
+    let (old_last, new_first) = handover(&handle, &second.name, &c.name);
+    let takeover = new_first.saturating_duration_since(killed);
+    figure("failover", "sigkill_to_first_new_write_s", secs(takeover));
+    figure(
+        "failover",
+        "sigkill_gap_between_leaders_s",
+        secs(new_first - old_last),
+    );
+    assert!(
+        takeover <= Duration::from_secs(17) + Duration::from_secs(3),
+        "take-over after SIGKILL took {takeover:?}"
+    );
+
+    let invalid = create_invalid(cp, &boot, 3).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (lost, dup) = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, &invalid).await;
+    assert_running(&c);
+    figure("failover", "nodes", valid.len());
+    figure("failover", "lost", lost);
+    figure("failover", "duplicates", dup);
+    figure("failover", "crashes", 0);
+}
