@@ -34,6 +34,57 @@ use lease::{Elector, LeaderHandle, LeaseError};
 use metrics::Metrics;
 use reconcile::Context;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::policy::{CsrFacts, Verdict, decide};
+    use k8s_openapi::api::certificates::v1::{
+        CertificateSigningRequestCondition, CertificateSigningRequestStatus,
+    };
+
+    fn csr(cond: Option<&str>, cert: bool) -> CertificateSigningRequest {
+        let mut c = CertificateSigningRequest::default();
+        c.spec.signer_name = SIGNER_KUBELET_CLIENT.into();
+        c.spec.request = k8s_openapi::ByteString(b"-----BEGIN CERTIFICATE REQUEST-----".to_vec());
+        c.status = Some(CertificateSigningRequestStatus {
+            conditions: cond.map(|t| {
+                vec![CertificateSigningRequestCondition {
+                    type_: t.into(),
+                    status: "True".into(),
+                    ..Default::default()
+                }]
+            }),
+            certificate: cert.then(|| k8s_openapi::ByteString(b"PEM".to_vec())),
+        });
+        c
+    }
+
+    #[test]
+    fn decided_csrs_lose_their_payload_but_stay_ignored() {
+        for (cond, cert) in [
+            (Some("Approved"), true),
+            (Some("Approved"), false),
+            (Some("Denied"), false),
+        ] {
+            let mut c = csr(cond, cert);
+            forget_decided_payload(&mut c);
+            assert!(c.spec.request.0.is_empty());
+            assert_eq!(decide(&CsrFacts::from_csr(&c)).verdict, Verdict::Ignore);
+            assert_eq!(c.status.as_ref().unwrap().certificate.is_some(), cert);
+        }
+    }
+
+    #[test]
+    fn pending_and_failed_csrs_keep_their_request() {
+        for cond in [None, Some("Failed")] {
+            let mut c = csr(cond, false);
+            forget_decided_payload(&mut c);
+            assert!(!c.spec.request.0.is_empty());
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
     #[error(transparent)]
@@ -57,6 +108,29 @@ pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), Controlle
     let config = Arc::new(Config::try_from(args)?);
     let client = crate::cluster::client(&conn).await?;
     run_with(client, config).await
+}
+
+/// A decided CSR (Approved or Denied; both are final) is never parsed or written again, so
+/// its request and certificate bytes need not stay in memory: with thousands of nodes they
+/// are most of the cache.
+fn forget_decided_payload(csr: &mut CertificateSigningRequest) {
+    let decided = csr
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Approved" || c.type_ == "Denied")
+        });
+    if decided {
+        csr.spec.request.0 = Vec::new();
+        if let Some(status) = csr.status.as_mut()
+            && status.certificate.is_some()
+        {
+            // Keep "issued" visible (a non-empty marker) without the PEM itself.
+            status.certificate = Some(k8s_openapi::ByteString(vec![b'-']));
+        }
+    }
 }
 
 /// Fires once per leadership gain and once per resync period: "reconcile everything".
@@ -142,6 +216,7 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
             .default_backoff()
             .modify(|csr: &mut CertificateSigningRequest| {
                 csr.meta_mut().managed_fields = None;
+                forget_decided_payload(csr);
             })
             .reflect(writer)
             // Readiness comes from the stream itself: Store::wait_until_ready wakes only
