@@ -1,0 +1,142 @@
+//! Reliability: the real kube-apiserver is SIGKILLed and restarted after an outage
+//! (default 20 s, `TLSBOOT_FAULT_OUTAGE_SECS`), then etcd likewise (half as long),
+//! while nodes keep trying to join. The daemon recovers on its own — no restart —
+//! and every CSR made during or after the outage is approved exactly once.
+//!
+//! The daemon runs with `--leader-elect=false` here: a leader that cannot renew its
+//! Lease for the renew deadline (10 s) fail-stops by design (fault_partition.rs),
+//! so only a single replica without election can be expected to ride out a 20 s outage.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod controller_support;
+mod fault_support;
+
+use std::time::{Duration, Instant};
+
+use controller_support::*;
+use fault_support::*;
+use tlsboot_harness::Component;
+use tlsboot_harness::faultproxy::{FaultHandle, FaultProxy, Faults};
+
+fn outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("TLSBOOT_FAULT_OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
+    )
+}
+
+/// First and last accepted approval among `names` (the wave's CSRs).
+fn approvals_of(handle: &FaultHandle, names: &[String]) -> (Instant, Instant) {
+    let approvals = handle.approvals_accepted();
+    let mut t: Vec<Instant> = names
+        .iter()
+        .filter_map(|n| approvals.get(n))
+        .flatten()
+        .map(|w| w.at)
+        .collect();
+    t.sort();
+    (*t.first().expect("approved"), *t.last().expect("approved"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apiserver_and_etcd_killed_and_restarted() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
+    let handle = proxy.handle();
+    let d = daemon_via_proxy(cp, &proxy, "fault-restart", &["--leader-elect=false"]).await;
+    d.wait_ready(Duration::from_secs(60));
+    let (token, boot) = bootstrap_token(cp).await;
+    let n = nodes(45);
+    let third = (n / 3).max(1);
+    let mut valid = Vec::new();
+    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
+
+    let wave = collect(spawn_joins(cp, &boot, "before", third), || d.logs()).await;
+    valid.extend(wave.into_iter().map(|j| j.csr));
+
+    let client = kube::Client::try_from(boot.clone()).unwrap();
+    for (component, pause) in [
+        (Component::ApiServer, outage()),
+        (Component::Etcd, outage() / 2),
+    ] {
+        let label = component.name();
+        // CSRs pending at the moment of the kill: the proxy slows the daemon down so
+        // its approvals are still in flight when the component dies.
+        handle.set(|f| f.latency = Duration::from_secs(3));
+        let mut pending = Vec::new();
+        for _ in 0..third {
+            let name = cp.unique_name(&format!("node-csr-{label}"));
+            let pem = csr_pem(
+                &format!("system:node:{}", cp.unique_name(label)),
+                &["system:nodes"],
+                &[],
+                true,
+                false,
+            );
+            create_csr(
+                client.clone(),
+                &name,
+                &pem,
+                CLIENT_SIGNER,
+                &["digital signature", "client auth"],
+            )
+            .await;
+            pending.push(name);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cp.stop(component);
+        let killed = Instant::now();
+        tokio::time::sleep(pause).await;
+        cp.start_component(component).await.unwrap();
+        cp.wait_ready().await.unwrap();
+        handle.set(|f| f.latency = Duration::ZERO);
+        let up = Instant::now();
+        figure("restart", &format!("{label}_down_s"), secs(up - killed));
+        for name in &pending {
+            wait_csr(
+                cp,
+                name,
+                Duration::from_secs(90),
+                || d.logs(),
+                |c| approved_with(c, NODECLIENT_MSG),
+            )
+            .await;
+        }
+        let (first, last) = approvals_of(&handle, &pending);
+        figure(
+            "restart",
+            &format!("{label}_up_to_first_approval_s"),
+            secs(first.saturating_duration_since(up)),
+        );
+        figure(
+            "restart",
+            &format!("{label}_up_to_all_approved_s"),
+            secs(last.saturating_duration_since(up)),
+        );
+        assert_running(&d);
+        valid.extend(pending);
+    }
+
+    // A restarted kube-apiserver refuses bootstrap tokens (401) until its Secret
+    // informer has synced; a real kubelet restarts and tries again, SimKubelet does not.
+    tlsboot_harness::token::wait_authenticates(&client, &token, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let invalid = create_invalid(cp, &boot, 3).await;
+    let wave = collect(spawn_joins(cp, &boot, "after", third), || d.logs()).await;
+    valid.extend(wave.into_iter().map(|j| j.csr));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (lost, dup) = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, &invalid).await;
+    assert_running(&d);
+    assert!(matches!(d.get("/readyz"), Some((200, _))), "ready again");
+    let s = handle.stats();
+    figure("restart", "nodes", valid.len());
+    figure("restart", "upstream_errors_seen", s.upstream_errors);
+    figure("restart", "lost", lost);
+    figure("restart", "duplicates", dup);
+    figure("restart", "crashes", 0);
+}
