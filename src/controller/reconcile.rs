@@ -309,6 +309,12 @@ async fn sar_allowed(
     csr: &CertificateSigningRequest,
     sub: SarSubresource,
 ) -> Result<bool, ReconcileError> {
+    // docs/security.md D1: the answer depends only on the requester, so a burst through one
+    // bootstrap token costs one SAR per TTL instead of one per CSR.
+    let key = authz::SarKey::new(csr, sub);
+    if let Some(allowed) = ctx.sar_cache.get(&key, Instant::now()) {
+        return Ok(allowed);
+    }
     let sar = authz::subject_access_review(csr, sub);
     ctx.limiter.acquire().await;
     let started = Instant::now();
@@ -317,7 +323,11 @@ async fn sar_allowed(
         .sar_duration
         .observe(started.elapsed().as_secs_f64());
     match result {
-        Ok(review) => Ok(review.status.is_some_and(|s| s.allowed)),
+        Ok(review) => {
+            let allowed = review.status.is_some_and(|s| s.allowed);
+            ctx.sar_cache.put(key, allowed, started);
+            Ok(allowed)
+        }
         Err(source) => {
             ctx.metrics.api_error("create_subjectaccessreview", &source);
             Err(ReconcileError::Sar {
