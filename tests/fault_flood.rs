@@ -1,0 +1,249 @@
+//! Reliability: floods and oversized input. One identity floods the cluster with junk
+//! CSRs — half with invalid content from a bootstrap token, half with valid content from
+//! a requester without the nodeclient permission (refused by SubjectAccessReview, then
+//! retried with backoff) — while other nodes' valid CSRs keep arriving. The figures
+//! printed (`FIGURE flood …`) are recorded in docs/reliability.md; the target is
+//! "a valid CSR is approved within 2 s" but the test does not assert timing (shared CI
+//! machines). It asserts correctness: valid probes approved exactly once, junk never,
+//! the daemon alive, and its memory bounded.
+//!
+//! `TLSBOOT_FAULT_FLOOD=10000` for the full-size variant (default 1000).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod controller_support;
+mod fault_support;
+
+use std::time::{Duration, Instant};
+
+use controller_support::*;
+use fault_support::*;
+use futures::StreamExt as _;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use kube::api::{Api, ObjectMeta, PostParams};
+use tlsboot_harness::faultproxy::{FaultProxy, Faults};
+
+fn flood_size() -> usize {
+    std::env::var("TLSBOOT_FAULT_FLOOD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+async fn bind_group(cp: &tlsboot_harness::ControlPlane, group: &str, role: &str) {
+    let crb = ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{group}-{}",
+                role.rsplit(':').next().unwrap_or(role)
+            )),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "Group".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            name: group.into(),
+            ..Default::default()
+        }]),
+    };
+    Api::<ClusterRoleBinding>::all(cp.admin_client().unwrap())
+        .create(&PostParams::default(), &crb)
+        .await
+        .unwrap();
+}
+
+/// Creates one valid node CSR from `client` and returns (name, time to Approved).
+async fn probe(cp: &tlsboot_harness::ControlPlane, client: kube::Client) -> (String, Duration) {
+    let name = cp.unique_name("node-csr-probe");
+    let pem = csr_pem(
+        &format!("system:node:{}", cp.unique_name("probe")),
+        &["system:nodes"],
+        &[],
+        true,
+        false,
+    );
+    let started = Instant::now();
+    create_csr(
+        client,
+        &name,
+        &pem,
+        CLIENT_SIGNER,
+        &["digital signature", "client auth"],
+    )
+    .await;
+    let api: Api<CertificateSigningRequest> = Api::all(cp.admin_client().unwrap());
+    loop {
+        let csr = api.get(&name).await.unwrap();
+        if approved_with(&csr, NODECLIENT_MSG) {
+            return (name, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "probe {name} never approved"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
+    let handle = proxy.handle();
+    let d = daemon_via_proxy(cp, &proxy, "fault-flood", &[]).await;
+    d.wait_ready(Duration::from_secs(60));
+    let pid = d.child.pid();
+    let rss_start = rss_kb(pid).unwrap_or(0);
+
+    // The flooders: a bootstrap token (junk content) and a joiner without nodeclient.
+    let (_junk_token, junk_boot) = bootstrap_token(cp).await;
+    let junk_client = kube::Client::try_from(junk_boot).unwrap();
+    let group = cp.unique_name("flooders");
+    bind_group(cp, &group, "system:node-bootstrapper").await;
+    let norbac = cp
+        .user_kubeconfig(&cp.unique_name("flooder"), &[&group])
+        .await
+        .unwrap();
+    let norbac_client = norbac.client().unwrap();
+    // The honest node has its own token.
+    let (_good_token, good_boot) = bootstrap_token(cp).await;
+    let good_client = kube::Client::try_from(good_boot).unwrap();
+
+    let size = flood_size();
+    let invalid_pem = csr_pem(
+        &format!("system:node:{}", cp.unique_name("junk")),
+        &["not-system-nodes"],
+        &[],
+        true,
+        false,
+    );
+    let norbac_pem = csr_pem(
+        &format!("system:node:{}", cp.unique_name("norbac")),
+        &["system:nodes"],
+        &[],
+        true,
+        false,
+    );
+    let mut junk: Vec<(String, kube::Client, String)> = Vec::new();
+    for i in 0..size {
+        let name = cp.unique_name("node-csr-junk");
+        if i % 2 == 0 {
+            junk.push((name, junk_client.clone(), invalid_pem.clone()));
+        } else {
+            junk.push((name, norbac_client.clone(), norbac_pem.clone()));
+        }
+    }
+    let names: Vec<String> = junk.iter().map(|(n, _, _)| n.clone()).collect();
+    let flood_started = Instant::now();
+    let flood = tokio::spawn(async move {
+        futures::stream::iter(junk)
+            .for_each_concurrent(16, |(name, client, pem)| async move {
+                let api: Api<CertificateSigningRequest> = Api::all(client);
+                let csr = create_csr_object(
+                    &name,
+                    &pem,
+                    CLIENT_SIGNER,
+                    &["digital signature", "client auth"],
+                );
+                // Being throttled by the API server is fine for a flooder.
+                let _ = api.create(&PostParams::default(), &csr).await;
+            })
+            .await;
+    });
+
+    // Probes while the flood runs and just after.
+    let mut probes = Vec::new();
+    let mut rss_peak = rss_start;
+    while !flood.is_finished() || probes.len() < 5 {
+        let (name, took) = probe(cp, good_client.clone()).await;
+        probes.push((name, took));
+        rss_peak = rss_peak.max(rss_kb(pid).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    flood.await.unwrap();
+    let flood_took = flood_started.elapsed();
+    // Let the refused half go through a few SAR backoff rounds.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss_peak = rss_peak.max(rss_kb(pid).unwrap_or(0));
+    }
+    let (name, after) = probe(cp, good_client.clone()).await;
+    probes.push((name, after));
+    assert_running(&d);
+
+    let takes: Vec<Duration> = probes.iter().map(|(_, t)| *t).collect();
+    let valid: Vec<String> = probes.iter().map(|(n, _)| n.clone()).collect();
+    let (lost, dup) = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, &names).await;
+
+    // Oversized spec.request: what does the API server do, and what does the daemon?
+    let mut oversized = Vec::new();
+    for mib in [1usize, 4] {
+        let body = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+            "QUFB".repeat(mib * 1024 * 1024 / 4)
+        );
+        let name = cp.unique_name(&format!("node-csr-huge-{mib}mib"));
+        let csr = create_csr_object(
+            &name,
+            &body,
+            CLIENT_SIGNER,
+            &["digital signature", "client auth"],
+        );
+        let started = Instant::now();
+        let res = Api::<CertificateSigningRequest>::all(junk_client.clone())
+            .create(&PostParams::default(), &csr)
+            .await;
+        let outcome = match &res {
+            Ok(_) => "accepted".to_owned(),
+            Err(kube::Error::Api(s)) => format!("refused-{}-{}", s.code, s.reason),
+            Err(e) => format!("error-{}", e.to_string().replace(' ', "_")),
+        };
+        figure("flood", &format!("oversized_{mib}mib_apiserver"), &outcome);
+        figure(
+            "flood",
+            &format!("oversized_{mib}mib_create_ms"),
+            started.elapsed().as_millis(),
+        );
+        if res.is_ok() {
+            oversized.push(name);
+        }
+    }
+    if !oversized.is_empty() {
+        // The daemon must still answer promptly and never approve them.
+        let (name, took) = probe(cp, good_client.clone()).await;
+        figure("flood", "probe_after_oversized_ms", took.as_millis());
+        assert_exactly_once(cp, &handle.approvals_accepted(), &[name], &oversized).await;
+    }
+    assert_running(&d);
+    let rss_end = rss_kb(pid).unwrap_or(0);
+
+    figure("flood", "junk_csrs", size);
+    figure(
+        "flood",
+        "flood_create_s",
+        format!("{:.1}", flood_took.as_secs_f64()),
+    );
+    figure("flood", "probes", takes.len());
+    figure(
+        "flood",
+        "probe_p50_ms",
+        percentile(takes.clone(), 0.5).as_millis(),
+    );
+    figure("flood", "probe_max_ms", percentile(takes, 1.0).as_millis());
+    figure("flood", "rss_start_kib", rss_start);
+    figure("flood", "rss_peak_kib", rss_peak);
+    figure("flood", "rss_end_kib", rss_end);
+    figure("flood", "daemon_requests", handle.stats().requests);
+    figure("flood", "lost", lost);
+    figure("flood", "duplicates", dup);
+    figure("flood", "crashes", 0);
+    // Bounded: the cache holds ~size small CSRs; 256 MiB would mean a leak or a copy per retry.
+    assert!(rss_peak < 256 * 1024, "daemon RSS {rss_peak} KiB");
+}
