@@ -90,6 +90,23 @@ async fn probe(cp: &tlsboot_harness::ControlPlane, client: kube::Client) -> (Str
     }
 }
 
+/// A correctly signed, valid-looking node CSR carrying `bytes` of an unknown extension:
+/// only its size is wrong.
+fn padded_csr(bytes: usize) -> String {
+    use rcgen::{CertificateParams, CustomExtension, DistinguishedName, DnType, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "system:node:huge");
+    dn.push(DnType::OrganizationName, "system:nodes");
+    params.distinguished_name = dn;
+    params.custom_extensions = vec![CustomExtension::from_oid_content(
+        &[1, 3, 6, 1, 4, 1, 55555, 1],
+        vec![0u8; bytes],
+    )];
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap() {
     let Some(cp) = control_plane().await else {
@@ -184,12 +201,18 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
 
     // Oversized spec.request: what does the API server do, and what does the daemon?
     let mut oversized = Vec::new();
-    for mib in [1usize, 4] {
-        let body = format!(
+    let garbage = |mib: usize| {
+        format!(
             "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
             "QUFB".repeat(mib * 1024 * 1024 / 4)
-        );
-        let name = cp.unique_name(&format!("node-csr-huge-{mib}mib"));
+        )
+    };
+    for (label, body) in [
+        ("garbage_1mib", garbage(1)),
+        ("signed_1mib", padded_csr(1024 * 1024)),
+        ("garbage_4mib", garbage(4)),
+    ] {
+        let name = cp.unique_name("node-csr-huge");
         let csr = create_csr_object(
             &name,
             &body,
@@ -202,13 +225,19 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
             .await;
         let outcome = match &res {
             Ok(_) => "accepted".to_owned(),
-            Err(kube::Error::Api(s)) => format!("refused-{}-{}", s.code, s.reason),
+            Err(kube::Error::Api(s)) => {
+                eprintln!(
+                    "{label}: {}",
+                    s.message.chars().take(300).collect::<String>()
+                );
+                format!("refused-{}-{}", s.code, s.reason)
+            }
             Err(e) => format!("error-{}", e.to_string().replace(' ', "_")),
         };
-        figure("flood", &format!("oversized_{mib}mib_apiserver"), &outcome);
+        figure("flood", &format!("oversized_{label}_apiserver"), &outcome);
         figure(
             "flood",
-            &format!("oversized_{mib}mib_create_ms"),
+            &format!("oversized_{label}_create_ms"),
             started.elapsed().as_millis(),
         );
         if res.is_ok() {
@@ -220,6 +249,16 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
         let (name, took) = probe(cp, good_client.clone()).await;
         figure("flood", "probe_after_oversized_ms", took.as_millis());
         assert_exactly_once(cp, &handle.approvals_accepted(), &[name], &oversized).await;
+        // For docs/reliability.md: what the daemon made of it.
+        let log = std::fs::read_to_string(d.child.log_path()).unwrap_or_default();
+        for n in &oversized {
+            for line in log.lines().filter(|l| l.contains(n.as_str())) {
+                eprintln!(
+                    "daemon on {n}: {}",
+                    line.chars().take(400).collect::<String>()
+                );
+            }
+        }
     }
     assert_running(&d);
     let rss_end = rss_kb(pid).unwrap_or(0);
