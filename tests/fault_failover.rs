@@ -96,6 +96,13 @@ async fn sigterm_then_sigkill_of_the_leader_during_bursts() {
         "SIGTERM exits 0: {status}\n{}",
         first.logs()
     );
+    // The shutdown sequence with timestamps, for docs/reliability.md.
+    for line in first.child.log_tail(8).lines() {
+        eprintln!(
+            "after SIGTERM: {}",
+            line.chars().take(300).collect::<String>()
+        );
+    }
     let joined = collect(set, || second.logs()).await;
     valid.extend(joined.iter().map(|j| j.csr.clone()));
     let (old_last, new_first) = handover(&handle, &first.name, &second.name);
