@@ -19,6 +19,9 @@ use fault_support::*;
 use tlsboot_harness::faultproxy::{FaultProxy, Faults, HttpMethod as Method, IdentityFault};
 
 const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// A write fenced just before the deadline still needs to reach the proxy. The bound
+/// stays far below the lease duration (15 s), when a standby may take over.
+const IN_TRANSIT: Duration = Duration::from_millis(250);
 
 fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
     let start = Instant::now();
@@ -98,7 +101,9 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
     // Also writes the proxy refused or the API server rejected: nothing at all after the fence.
     let late: Vec<_> = writes
         .iter()
-        .filter(|w| w.identity == leader.name && w.path.ends_with("/approval") && w.at > fence)
+        .filter(|w| {
+            w.identity == leader.name && w.path.ends_with("/approval") && w.at > fence + IN_TRANSIT
+        })
         .collect();
     assert!(
         late.is_empty(),
