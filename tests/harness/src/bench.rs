@@ -517,6 +517,8 @@ pub struct PhaseResult {
     pub phase: &'static str,
     pub repetition: usize,
     pub nodes: usize,
+    /// First create → last create answered (how fast the kubelets could file CSRs).
+    pub wall_created_s: f64,
     /// First create → last Approved seen.
     pub wall_approved_s: f64,
     /// First create → last certificate seen.
@@ -531,6 +533,17 @@ pub struct PhaseResult {
     pub cpu_ms_per_approval: Option<f64>,
     pub peak_rss_mib: Option<f64>,
     pub rss_end_mib: Option<f64>,
+    /// Approver RSS after its start-up list and one warm-up CSR, before the burst.
+    pub rss_idle_mib: Option<f64>,
+    /// CSRs stored when the burst is done (earlier phases' CSRs stay).
+    pub csrs_in_cluster: usize,
+    /// CPU seconds during the burst of the control plane and of this process (kubelets,
+    /// observer and, in the ceiling phase, the null approver).
+    pub apiserver_cpu_s: Option<f64>,
+    pub etcd_cpu_s: Option<f64>,
+    /// The harness's KCM (signer only); absent in the KCM phase, whose KCM is the approver.
+    pub harness_kcm_cpu_s: Option<f64>,
+    pub harness_cpu_s: Option<f64>,
     pub api_requests_per_csr: f64,
     pub approver_requests_per_csr: f64,
     pub api: ApiDelta,
@@ -562,16 +575,31 @@ async fn run_phase(
         .await
         .context("warm-up CSR")?;
         let pid = approver.pid();
+        let rss_idle = pid.and_then(|p| proc_status_kib(p, "VmRSS"));
         let cpu0 = pid.and_then(proc_cpu_seconds);
+        // Where the machine's two cores go during the burst, to say what limits each figure.
+        let others = [
+            env.cp.pid(Component::ApiServer),
+            env.cp.pid(Component::Etcd),
+            env.cp.pid(Component::ControllerManager),
+            Some(std::process::id()),
+        ];
+        let others0: Vec<Option<f64>> = others.iter().map(|p| p.and_then(proc_cpu_seconds)).collect();
         let req0 = scrape_requests(&env.admin).await?;
         let t0 = Instant::now();
         let names = create_csrs(env, &run, n).await?;
+        let created = t0.elapsed();
         let timeout = match env.args.phase_timeout {
             0 => Duration::from_secs(60 + n as u64 / 5),
             s => Duration::from_secs(s),
         };
         wait_done(&seen, &names, t0 + timeout, &approver).await?;
         let cpu1 = pid.and_then(proc_cpu_seconds);
+        let others_cpu: Vec<Option<f64>> = others
+            .iter()
+            .zip(&others0)
+            .map(|(p, c0)| p.and_then(proc_cpu_seconds).zip(*c0).map(|(b, a)| b - a))
+            .collect();
         let hwm = pid.and_then(|p| proc_status_kib(p, "VmHWM"));
         let rss = pid.and_then(|p| proc_status_kib(p, "VmRSS"));
         let req1 = scrape_requests(&env.admin).await?;
@@ -612,6 +640,7 @@ async fn run_phase(
             phase: phase.name(),
             repetition,
             nodes: n,
+            wall_created_s: created.as_secs_f64(),
             wall_approved_s: wall_a,
             wall_issued_s: last_issued.duration_since(t0).as_secs_f64(),
             approvals_per_s: nf / wall_a.max(1e-9),
@@ -623,6 +652,12 @@ async fn run_phase(
             cpu_ms_per_approval: cpu.map(|c| c * 1e3 / nf),
             peak_rss_mib: hwm.map(|k| k as f64 / 1024.0),
             rss_end_mib: rss.map(|k| k as f64 / 1024.0),
+            rss_idle_mib: rss_idle.map(|k| k as f64 / 1024.0),
+            csrs_in_cluster: list.items.len(),
+            apiserver_cpu_s: others_cpu[0],
+            etcd_cpu_s: others_cpu[1],
+            harness_kcm_cpu_s: others_cpu[2],
+            harness_cpu_s: others_cpu[3],
             api_requests_per_csr: api.total / nf,
             approver_requests_per_csr: (api.approval_put
                 + api.sar_create
@@ -656,10 +691,11 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 fn print_table(results: &[PhaseResult]) {
     println!(
-        "\n{:<14} {:>3} {:>6} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6}",
+        "\n{:<14} {:>3} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>7} {:>7}",
         "phase",
         "rep",
         "N",
+        "made s",
         "appr s",
         "issued s",
         "appr/s",
@@ -672,14 +708,18 @@ fn print_table(results: &[PhaseResult]) {
         "peakMiB",
         "req/CSR",
         "appr rq",
-        "once"
+        "once",
+        "idleMiB",
+        "apisrvC",
+        "harnesC"
     );
     for r in results {
         println!(
-            "{:<14} {:>3} {:>6} {:>8.2} {:>8.2} {:>9.1} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>7} {:>8} {:>8} {:>7.2} {:>7.2} {:>6}",
+            "{:<14} {:>3} {:>6} {:>7.2} {:>8.2} {:>8.2} {:>9.1} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>6} {:>7} {:>7}",
             r.phase,
             r.repetition,
             r.nodes,
+            r.wall_created_s,
             r.wall_approved_s,
             r.wall_issued_s,
             r.approvals_per_s,
@@ -692,7 +732,10 @@ fn print_table(results: &[PhaseResult]) {
             opt(r.peak_rss_mib, 1),
             r.api_requests_per_csr,
             r.approver_requests_per_csr,
-            r.approved_once
+            r.approved_once,
+            opt(r.rss_idle_mib, 1),
+            opt(r.apiserver_cpu_s, 1),
+            opt(r.harness_cpu_s, 1)
         );
     }
 }
