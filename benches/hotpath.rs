@@ -128,7 +128,9 @@ fn append_approved(body: &mut CertificateSigningRequest) {
             type_: "Approved".to_owned(),
             status: "True".to_owned(),
             reason: Some("AutoApproved".to_owned()),
-            message: Some("Auto approving kubelet client certificate after SubjectAccessReview.".to_owned()),
+            message: Some(
+                "Auto approving kubelet client certificate after SubjectAccessReview.".to_owned(),
+            ),
             ..Default::default()
         });
 }

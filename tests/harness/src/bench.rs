@@ -65,7 +65,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     repetitions: usize,
     /// Phases to run, in this order.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "ceiling,tlsboot,tlsboot-qps,kcm")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ceiling,tlsboot,tlsboot-qps,kcm"
+    )]
     phases: Vec<Phase>,
     /// Workers of the null approver (tlsboot's `--concurrency` default).
     #[arg(long, default_value_t = 32)]
@@ -428,22 +433,25 @@ fn start_approver(env: &Env<'_>, phase: Phase, run: &str) -> anyhow::Result<Appr
                 .context("control plane started without explicit binaries")?;
             let pki = env.cp.dir().join("pki");
             let mut cmd = Command::new(&bins.kube_controller_manager);
-            cmd.arg(format!("--kubeconfig={}", env.cp.kubeconfig_path().display()))
-                .arg("--controllers=csrsigning,csrapproving")
-                .arg(format!(
-                    "--cluster-signing-cert-file={}",
-                    pki.join("ca.crt").display()
-                ))
-                .arg(format!(
-                    "--cluster-signing-key-file={}",
-                    pki.join("ca.key").display()
-                ))
-                .args([
-                    "--leader-elect=false",
-                    "--use-service-account-credentials=false",
-                    "--secure-port=0",
-                    "--v=1",
-                ]);
+            cmd.arg(format!(
+                "--kubeconfig={}",
+                env.cp.kubeconfig_path().display()
+            ))
+            .arg("--controllers=csrsigning,csrapproving")
+            .arg(format!(
+                "--cluster-signing-cert-file={}",
+                pki.join("ca.crt").display()
+            ))
+            .arg(format!(
+                "--cluster-signing-key-file={}",
+                pki.join("ca.key").display()
+            ))
+            .args([
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+                "--secure-port=0",
+                "--v=1",
+            ]);
             let p = ChildProcess::spawn(
                 "kube-controller-manager",
                 cmd,
@@ -490,7 +498,10 @@ async fn wait_done(
             let m = lock(seen);
             names
                 .iter()
-                .filter(|(n, _)| m.get(n).is_none_or(|s| s.approved.is_none() || s.issued.is_none()))
+                .filter(|(n, _)| {
+                    m.get(n)
+                        .is_none_or(|s| s.approved.is_none() || s.issued.is_none())
+                })
                 .count()
         };
         if missing == 0 {
@@ -498,7 +509,10 @@ async fn wait_done(
         }
         approver.check_alive()?;
         if Instant::now() > deadline {
-            bail!("{missing} of {} CSRs not approved and issued in time", names.len());
+            bail!(
+                "{missing} of {} CSRs not approved and issued in time",
+                names.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -584,7 +598,10 @@ async fn run_phase(
             env.cp.pid(Component::ControllerManager),
             Some(std::process::id()),
         ];
-        let others0: Vec<Option<f64>> = others.iter().map(|p| p.and_then(proc_cpu_seconds)).collect();
+        let others0: Vec<Option<f64>> = others
+            .iter()
+            .map(|p| p.and_then(proc_cpu_seconds))
+            .collect();
         let req0 = scrape_requests(&env.admin).await?;
         let t0 = Instant::now();
         let names = create_csrs(env, &run, n).await?;
@@ -691,7 +708,7 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 fn print_table(results: &[PhaseResult]) {
     println!(
-        "\n{:<14} {:>3} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>7} {:>7}",
+        "\n{:<14} {:>3} {:>6} {:>7} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>6} {:>7} {:>7} {:>7}",
         "phase",
         "rep",
         "N",
@@ -715,7 +732,7 @@ fn print_table(results: &[PhaseResult]) {
     );
     for r in results {
         println!(
-            "{:<14} {:>3} {:>6} {:>7.2} {:>8.2} {:>8.2} {:>9.1} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>7} {:>8} {:>8} {:>8} {:>7.2} {:>7.2} {:>6} {:>7} {:>7}",
+            "{:<14} {:>3} {:>6} {:>7.2} {:>8.2} {:>8.2} {:>9.1} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>7} {:>8} {:>8} {:>8.2} {:>7.2} {:>6} {:>7} {:>7} {:>7}",
             r.phase,
             r.repetition,
             r.nodes,

@@ -1,0 +1,84 @@
+//! `tlsboot-harness bench` end to end at a tiny N: its own control plane, the tlsboot phase
+//! only, every CSR approved exactly once and every figure present. No timing assertion: this
+//! guards the benchmark's plumbing, not the daemon's speed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tlsboot_harness::{binaries_for_tests, in_ci};
+
+const NODES: u64 = 20;
+
+/// The daemon the workspace test run just built (root's integration tests need its binary);
+/// the release one when only that exists.
+fn tlsboot_bin() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join("tlsboot"))
+        .find(|p| p.exists())
+}
+
+#[test]
+fn bench_tlsboot_phase_small() {
+    if binaries_for_tests()
+        .expect("control-plane binaries")
+        .is_none()
+    {
+        return;
+    }
+    let Some(bin) = tlsboot_bin() else {
+        assert!(!in_ci(), "no tlsboot binary under target/ (build it first)");
+        eprintln!("SKIP bench_smoke: no tlsboot binary under target/; `cargo build --bin tlsboot`");
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsboot-harness"))
+        .args(["bench", "--phases", "tlsboot", "--repetitions", "1"])
+        .args(["--nodes", &NODES.to_string(), "--phase-timeout", "120"])
+        .arg("--tlsboot-bin")
+        .arg(&bin)
+        .output()
+        .expect("run tlsboot-harness bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // Shown with --nocapture: the table, for a look at the figures.
+    eprintln!("{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("BENCH_JSON "))
+        .unwrap_or_else(|| panic!("no BENCH_JSON line:\n{stdout}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{line}");
+    let r = &results[0];
+    assert_eq!(r["phase"], "tlsboot");
+    assert_eq!(r["nodes"].as_u64(), Some(NODES));
+    // Exactly one condition (Approved) on every CSR of the burst: approved once, never twice.
+    assert_eq!(r["approved_once"].as_u64(), Some(NODES), "{line}");
+    for k in [
+        "wall_approved_s",
+        "wall_issued_s",
+        "approvals_per_s",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "latency_ms_max",
+        "cpu_s",
+        "cpu_ms_per_approval",
+        "peak_rss_mib",
+        "api_requests_per_csr",
+        "approver_requests_per_csr",
+    ] {
+        assert!(r[k].as_f64().is_some(), "{k} missing in {line}");
+    }
+    assert!(r["peak_rss_mib"].as_f64().unwrap() > 0.0, "{line}");
+    assert!(stdout.contains("phase"), "no table:\n{stdout}");
+}
