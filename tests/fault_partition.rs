@@ -135,10 +135,16 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
 
     let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
     figure("partition", "nodes", n);
+    // Signed: negative = the last write arrived after the bound (still within IN_TRANSIT).
+    let margin_ms = if fence >= old_last {
+        (fence - old_last).as_millis() as i128
+    } else {
+        -((old_last - fence).as_millis() as i128)
+    };
     figure(
         "partition",
-        "old_leader_last_write_before_fence_s",
-        secs(fence - old_last),
+        "old_leader_last_write_before_bound_ms",
+        margin_ms,
     );
     figure(
         "partition",

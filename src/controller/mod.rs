@@ -321,6 +321,9 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
 
     let work = futures::future::join_all(controllers);
     tokio::pin!(work);
+    // Without leader election `elector_done` never completes: waiting for it at
+    // shutdown would always cost its full timeout.
+    let has_elector = elector_task.is_some();
     let elector_done = async {
         match elector_task {
             Some(t) => t.await,
@@ -338,7 +341,9 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
             }
             // Only now hand the lease over, so a standby never overlaps our last writes.
             lease_stop.cancel();
-            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), &mut elector_done).await {
+            if has_elector
+                && let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(5), &mut elector_done).await
+            {
                 tracing::warn!(error = %e, "lease ended with an error during shutdown");
             }
             Ok(())
