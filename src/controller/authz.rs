@@ -150,6 +150,10 @@ mod tests {
 pub struct SarCache {
     ttl: std::time::Duration,
     entries: std::sync::Mutex<std::collections::HashMap<SarKey, (bool, tokio::time::Instant)>>,
+    /// One review in flight per key: when an entry expires under load, the other workers
+    /// wait for that answer instead of each sending the same SubjectAccessReview.
+    inflight:
+        std::sync::Mutex<std::collections::HashMap<SarKey, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,7 +182,21 @@ impl SarCache {
         SarCache {
             ttl,
             entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The per-key gate to hold while asking; `None` when caching is off (ask freely).
+    pub fn gate(&self, key: &SarKey) -> Option<std::sync::Arc<tokio::sync::Mutex<()>>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: gates nobody holds are dropped once the map grows.
+        if inflight.len() > 4096 {
+            inflight.retain(|_, g| std::sync::Arc::strong_count(g) > 1);
+        }
+        Some(inflight.entry(key.clone()).or_default().clone())
     }
 
     pub fn get(&self, key: &SarKey, now: tokio::time::Instant) -> Option<bool> {
@@ -282,5 +300,37 @@ mod cache_tests {
         let k = SarKey::new(&csr("u", &["g"]), SarSubresource::NodeClient);
         c.put(k.clone(), true, t0);
         assert_eq!(c.get(&k, t0), None);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod gate_tests {
+    use super::*;
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn one_gate_per_key_and_none_without_cache() {
+        let csr = CertificateSigningRequest {
+            spec: CertificateSigningRequestSpec {
+                username: Some("u".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let k = SarKey::new(&csr, SarSubresource::NodeClient);
+        let c = SarCache::new(Duration::from_secs(1));
+        let a = c.gate(&k).unwrap();
+        let b = c.gate(&k).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        let held = a.lock().await;
+        assert!(b.try_lock().is_err(), "a second asker must wait");
+        drop(held);
+        let other = c
+            .gate(&SarKey::new(&csr, SarSubresource::SelfNodeClient))
+            .unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&a, &other));
+        assert!(SarCache::new(Duration::ZERO).gate(&k).is_none());
     }
 }

@@ -315,6 +315,15 @@ async fn sar_allowed(
     if let Some(allowed) = ctx.sar_cache.get(&key, Instant::now()) {
         return Ok(allowed);
     }
+    let gate = ctx.sar_cache.gate(&key);
+    let _asking = match &gate {
+        Some(g) => Some(g.lock().await),
+        None => None,
+    };
+    // Whoever held the gate before us may have just answered.
+    if let Some(allowed) = ctx.sar_cache.get(&key, Instant::now()) {
+        return Ok(allowed);
+    }
     let sar = authz::subject_access_review(csr, sub);
     ctx.limiter.acquire().await;
     let started = Instant::now();
