@@ -212,6 +212,13 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
     if let Some((slowest, took)) = probes.iter().max_by_key(|(_, t)| *t) {
         let log = std::fs::read_to_string(d.child.log_path()).unwrap_or_default();
         eprintln!("slowest probe {slowest}: {took:?}");
+        for w in handle
+            .writes()
+            .iter()
+            .filter(|w| w.path.contains(slowest.as_str()))
+        {
+            eprintln!("  proxy: {} {} -> {}", w.method, w.path, w.status);
+        }
         for line in log.lines().filter(|l| l.contains(slowest.as_str())) {
             eprintln!("  daemon: {}", line.chars().take(420).collect::<String>());
         }
@@ -305,6 +312,14 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
     figure("flood", "rss_peak_kib", rss_peak);
     figure("flood", "rss_end_kib", rss_end);
     figure("flood", "daemon_requests", handle.stats().requests);
+    // Writes the API server did not accept (e.g. 429 from priority and fairness under
+    // the flood): each one is a retry with backoff for that CSR.
+    let mut refused: std::collections::BTreeMap<(u16, String), usize> = Default::default();
+    for w in handle.writes().iter().filter(|w| w.status >= 300) {
+        let kind = w.path.rsplit('/').next().unwrap_or("").to_owned();
+        *refused.entry((w.status, kind)).or_default() += 1;
+    }
+    figure("flood", "daemon_writes_refused", format!("{refused:?}"));
     figure("flood", "lost", lost);
     figure("flood", "duplicates", dup);
     figure("flood", "crashes", 0);
