@@ -27,14 +27,14 @@ fn outage() -> Duration {
     )
 }
 
-/// First and last accepted approval among `names` (the wave's CSRs).
+/// First and last accepted approval among `names`, by when kube-apiserver answered.
 fn approvals_of(handle: &FaultHandle, names: &[String]) -> (Instant, Instant) {
     let approvals = handle.approvals_accepted();
     let mut t: Vec<Instant> = names
         .iter()
         .filter_map(|n| approvals.get(n))
         .flatten()
-        .map(|w| w.at)
+        .map(|w| w.done)
         .collect();
     t.sort();
     (*t.first().expect("approved"), *t.last().expect("approved"))

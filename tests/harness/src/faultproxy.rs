@@ -93,6 +93,9 @@ pub struct Faults {
 pub struct WriteRecord {
     /// When the request reached the proxy (before any added latency).
     pub at: Instant,
+    /// When the client got its answer (a request can wait long in kube-apiserver, e.g.
+    /// while etcd is down).
+    pub done: Instant,
     /// The name given to the bearer token, or `"other"`.
     pub identity: String,
     pub method: Method,
@@ -550,6 +553,7 @@ async fn handle(
     if method != Method::GET {
         lock(&shared.writes).push(WriteRecord {
             at: arrived,
+            done: Instant::now(),
             identity,
             method,
             path,
