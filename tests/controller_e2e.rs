@@ -378,8 +378,7 @@ async fn metrics_and_health_report_what_happened() {
     );
     assert_eq!(d.metric("tlsboot_leader "), 1.0, "{body}");
     assert!(
-        body.contains("tlsboot_csr_pending{signer=\"kubernetes.io/kubelet-serving\"}")
-            || body.contains("tlsboot_csr_pending"),
+        body.contains("tlsboot_csr_pending{signer=\"kubernetes.io/kubelet-serving\"}"),
         "{body}"
     );
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");

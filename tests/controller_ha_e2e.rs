@@ -33,19 +33,6 @@ async fn join(cp: &ControlPlane, prefix: &str, logs: impl Fn() -> String) -> (St
     (name, started.elapsed())
 }
 
-fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
-    let start = Instant::now();
-    loop {
-        let leaders: Vec<&Daemon> = daemons.iter().copied().filter(|d| d.is_leader()).collect();
-        assert!(leaders.len() <= 1, "two leaders at once");
-        if let Some(l) = leaders.first() {
-            return l;
-        }
-        assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 const APPROVED: &str = "tlsboot_csr_decisions_total{signer=\"kubernetes.io/kube-apiserver-client-kubelet\",outcome=\"approved\"}";
 
 #[tokio::test(flavor = "multi_thread")]

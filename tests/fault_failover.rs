@@ -13,19 +13,6 @@ use controller_support::*;
 use fault_support::*;
 use tlsboot_harness::faultproxy::{FaultHandle, FaultProxy, Faults};
 
-fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
-    let start = Instant::now();
-    loop {
-        let leaders: Vec<&Daemon> = daemons.iter().copied().filter(|d| d.is_leader()).collect();
-        assert!(leaders.len() <= 1, "two leaders at once");
-        if let Some(l) = leaders.first() {
-            return l;
-        }
-        assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits until `who` had `count` approvals accepted (the burst is under way).
 async fn wait_approvals(handle: &FaultHandle, who: &str, count: usize) {
     let start = Instant::now();

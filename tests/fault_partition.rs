@@ -23,19 +23,6 @@ const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// stays far below the lease duration (15 s), when a standby may take over.
 const IN_TRANSIT: Duration = Duration::from_millis(250);
 
-fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
-    let start = Instant::now();
-    loop {
-        let leaders: Vec<&Daemon> = daemons.iter().copied().filter(|d| d.is_leader()).collect();
-        assert!(leaders.len() <= 1, "two leaders at once");
-        if let Some(l) = leaders.first() {
-            return l;
-        }
-        assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_partitioned_from_its_lease_stops_before_expiry() {
     let Some(cp) = control_plane().await else {

@@ -46,17 +46,8 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 fn is_pending(csr: &CertificateSigningRequest) -> bool {
-    let Some(status) = &csr.status else {
-        return true;
-    };
-    if status.certificate.as_ref().is_some_and(|c| !c.0.is_empty()) {
-        return false;
-    }
-    !status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Approved" || c.type_ == "Denied")
+    let facts = crate::policy::CsrFacts::from_csr(csr);
+    !(facts.approved || facts.denied || facts.issued)
 }
 
 /// Recomputes the pending gauges from the caches and prunes per-CSR memory of CSRs

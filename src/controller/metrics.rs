@@ -135,10 +135,14 @@ impl Metrics {
             kube::Error::Api(s) => s.code.to_string(),
             _ => "transport".to_owned(),
         };
+        self.api_error_code(verb, &code);
+    }
+
+    pub fn api_error_code(&self, verb: &str, code: &str) {
         self.api_errors
             .get_or_create(&ApiErrorLabels {
                 verb: verb.to_owned(),
-                code,
+                code: code.to_owned(),
             })
             .inc();
     }

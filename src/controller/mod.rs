@@ -114,14 +114,8 @@ pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), Controlle
 /// its request and certificate bytes need not stay in memory: with thousands of nodes they
 /// are most of the cache.
 fn forget_decided_payload(csr: &mut CertificateSigningRequest) {
-    let decided = csr
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Approved" || c.type_ == "Denied")
-        });
+    let facts = crate::policy::CsrFacts::from_csr(csr);
+    let decided = facts.approved || facts.denied;
     if decided {
         csr.spec.request.0 = Vec::new();
         if let Some(status) = csr.status.as_mut()

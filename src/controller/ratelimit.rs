@@ -28,10 +28,14 @@ impl Bucket {
 
     /// Takes one token, returning how long to wait before using it (zero when one was
     /// available). Tokens may go negative: waiters queue in arrival order.
-    pub fn take(&mut self, now: Instant) -> Duration {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.qps).min(self.burst);
+    }
+
+    pub fn take(&mut self, now: Instant) -> Duration {
+        self.refill(now);
         self.tokens -= 1.0;
         if self.tokens >= 0.0 {
             Duration::ZERO
@@ -44,9 +48,7 @@ impl Bucket {
 impl Bucket {
     /// Takes a token only if one is available now (never queues).
     pub fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.qps).min(self.burst);
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true

@@ -377,9 +377,14 @@ async fn write(
         ApprovalDecision::Approve => Verdict::Authorize,
         ApprovalDecision::Deny => Verdict::Reject,
     };
-    // Every copy we are about to write (including one re-read after a 409) is decided
-    // again from scratch: spec is immutable, but it may have been decided meanwhile.
+    // Every copy we are about to write that differs from the one just decided (a re-read
+    // after a 409) is decided again from scratch: spec is immutable, but it may have been
+    // decided meanwhile. The first copy *is* the decided one: no second parse.
+    let decided_version = csr.metadata.resource_version.clone();
     let recheck = |fresh: &CertificateSigningRequest| {
+        if decided_version.is_some() && fresh.metadata.resource_version == decided_version {
+            return Ok(());
+        }
         let d = policy::decide(&CsrFacts::from_csr(fresh));
         if d.verdict == expect {
             Ok(())
@@ -410,12 +415,7 @@ async fn write(
         Err(err) => {
             if let Some(code) = err.status_code() {
                 ctx.metrics
-                    .api_errors
-                    .get_or_create(&super::metrics::ApiErrorLabels {
-                        verb: "update_approval".into(),
-                        code: code.to_string(),
-                    })
-                    .inc();
+                    .api_error_code("update_approval", &code.to_string());
             }
             Err(err.into())
         }

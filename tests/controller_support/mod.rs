@@ -145,6 +145,20 @@ impl Daemon {
     }
 }
 
+/// The one leader among `daemons` (by its `tlsboot_leader` gauge); two at once fails.
+pub fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon {
+    let start = Instant::now();
+    loop {
+        let leaders: Vec<&Daemon> = daemons.iter().copied().filter(|d| d.is_leader()).collect();
+        assert!(leaders.len() <= 1, "two leaders at once");
+        if let Some(l) = leaders.first() {
+            return l;
+        }
+        assert!(start.elapsed() < timeout, "no leader within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A PKCS#10 request made with rcgen (ECDSA P-256 like the kubelet).
 pub fn csr_pem(
     cn: &str,
