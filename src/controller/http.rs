@@ -22,6 +22,7 @@ pub struct HttpState {
     pub registry: Registry,
     pub metrics: Metrics,
     pub stores: Vec<(String, Store<CertificateSigningRequest>)>,
+    pub queue: Arc<super::work::WorkQueue>,
     pub ready: AtomicBool,
     pub ctx: Arc<Context>,
 }
@@ -81,6 +82,13 @@ pub fn refresh(s: &HttpState) {
             .get_or_create(&labels)
             .set(oldest);
     }
+    let (depth, parked) = s.queue.depth();
+    s.metrics
+        .queue_depth
+        .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    s.metrics
+        .queue_parked
+        .set(i64::try_from(parked).unwrap_or(i64::MAX));
     if s.ready.load(Ordering::Relaxed) {
         s.ctx.retain_memos(&live);
     }

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub lease_transitions: Counter,
     pub api_errors: Family<ApiErrorLabels, Counter>,
     pub reconcile_errors: Counter,
+    pub queue_depth: Gauge,
+    pub queue_parked: Gauge,
 }
 
 impl Metrics {
@@ -67,6 +69,8 @@ impl Metrics {
             lease_transitions: Counter::default(),
             api_errors: Family::default(),
             reconcile_errors: Counter::default(),
+            queue_depth: Gauge::default(),
+            queue_parked: Gauge::default(),
         };
         registry.register(
             "csr_decisions",
@@ -117,6 +121,16 @@ impl Metrics {
             "reconcile_errors",
             "Reconciles that ended in an error and were requeued",
             m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "work_queue_depth",
+            "CSRs waiting for a worker now (a flooding requester shows here, not in others' latency)",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "work_queue_parked",
+            "CSRs parked for a retry or backoff",
+            m.queue_parked.clone(),
         );
         m
     }

@@ -10,8 +10,10 @@ pub mod config;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod queue;
 pub mod ratelimit;
 pub mod reconcile;
+pub mod work;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +23,6 @@ use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::Resource;
 use kube::api::Api;
-use kube::runtime::controller::{self, Controller};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,7 @@ mod tests {
 
     fn csr(cond: Option<&str>, cert: bool) -> CertificateSigningRequest {
         let mut c = CertificateSigningRequest::default();
+        c.metadata.name = Some("node-csr-x".into());
         c.spec.signer_name = SIGNER_KUBELET_CLIENT.into();
         c.spec.request = k8s_openapi::ByteString(b"-----BEGIN CERTIFICATE REQUEST-----".to_vec());
         c.status = Some(CertificateSigningRequestStatus {
@@ -61,26 +63,39 @@ mod tests {
     }
 
     #[test]
-    fn decided_csrs_lose_their_payload_but_stay_ignored() {
+    fn decided_csrs_leave_the_cache() {
         for (cond, cert) in [
             (Some("Approved"), true),
             (Some("Approved"), false),
             (Some("Denied"), false),
         ] {
-            let mut c = csr(cond, cert);
-            forget_decided_payload(&mut c);
-            assert!(c.spec.request.0.is_empty());
+            let c = csr(cond, cert);
             assert_eq!(decide(&CsrFacts::from_csr(&c)).verdict, Verdict::Ignore);
-            assert_eq!(c.status.as_ref().unwrap().certificate.is_some(), cert);
+            // Seen live: removed from the store (it may have been there while pending).
+            assert!(matches!(
+                evict_decided(watcher::Event::Apply(c.clone())),
+                Some(watcher::Event::Delete(_))
+            ));
+            // Seen in a (re)list: never enters the store.
+            assert!(evict_decided(watcher::Event::InitApply(c)).is_none());
         }
     }
 
     #[test]
-    fn pending_and_failed_csrs_keep_their_request() {
+    fn pending_and_failed_csrs_stay_cached() {
         for cond in [None, Some("Failed")] {
-            let mut c = csr(cond, false);
-            forget_decided_payload(&mut c);
-            assert!(!c.spec.request.0.is_empty());
+            let c = csr(cond, false);
+            assert!(matches!(
+                evict_decided(watcher::Event::Apply(c.clone())),
+                Some(watcher::Event::Apply(_))
+            ));
+            assert!(matches!(
+                evict_decided(watcher::Event::InitApply(c)),
+                Some(watcher::Event::InitApply(_))
+            ));
+        }
+        for ev in [watcher::Event::Init, watcher::Event::InitDone] {
+            assert!(evict_decided(ev).is_some());
         }
     }
 }
@@ -110,20 +125,20 @@ pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), Controlle
     run_with(client, config).await
 }
 
-/// A decided CSR (Approved or Denied; both are final) is never parsed or written again, so
-/// its request and certificate bytes need not stay in memory: with thousands of nodes they
-/// are most of the cache.
-fn forget_decided_payload(csr: &mut CertificateSigningRequest) {
-    let facts = crate::policy::CsrFacts::from_csr(csr);
-    let decided = facts.approved || facts.denied;
-    if decided {
-        csr.spec.request.0 = Vec::new();
-        if let Some(status) = csr.status.as_mut()
-            && status.certificate.is_some()
-        {
-            // Keep "issued" visible (a non-empty marker) without the PEM itself.
-            status.certificate = Some(k8s_openapi::ByteString(vec![b'-']));
-        }
+/// A decided CSR (Approved or Denied: both final, the API server refuses to remove either)
+/// never needs work again, so it leaves the cache: after a large join, decided CSRs are
+/// nearly all the objects in the cluster and would be nearly all of the daemon's memory.
+fn evict_decided(
+    event: watcher::Event<CertificateSigningRequest>,
+) -> Option<watcher::Event<CertificateSigningRequest>> {
+    let decided = |csr: &CertificateSigningRequest| {
+        let facts = crate::policy::CsrFacts::from_csr(csr);
+        facts.approved || facts.denied
+    };
+    match event {
+        watcher::Event::Apply(csr) if decided(&csr) => Some(watcher::Event::Delete(csr)),
+        watcher::Event::InitApply(csr) if decided(&csr) => None,
+        other => Some(other),
     }
 }
 
@@ -196,53 +211,66 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
         config.clone(),
     ));
 
+    let queue = Arc::new(work::WorkQueue::default());
     let mut stores = Vec::new();
     let mut synced_flags: Vec<Arc<std::sync::atomic::AtomicBool>> = Vec::new();
-    let mut controllers = Vec::new();
+    let mut feeds = tokio::task::JoinSet::new();
     for signer in [SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING] {
         let api: Api<CertificateSigningRequest> = Api::all(client.clone());
         let wc = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
         let (reader, writer) = reflector::store();
         let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         synced_flags.push(synced.clone());
-        // Keep only what decisions need: managedFields can be most of a CSR's bytes.
         let stream = watcher(api, wc)
             .default_backoff()
+            // Keep only what decisions need: managedFields can be most of a CSR's bytes.
             .modify(|csr: &mut CertificateSigningRequest| {
                 csr.meta_mut().managed_fields = None;
-                forget_decided_payload(csr);
             })
-            .reflect(writer)
-            // Readiness comes from the stream itself: Store::wait_until_ready wakes only
-            // one waiter, and the Controller is already that waiter.
-            .inspect(move |event| {
-                if let Ok(watcher::Event::InitDone) = event {
-                    synced.store(true, Ordering::Relaxed);
-                }
+            .filter_map(|event| {
+                futures::future::ready(match event {
+                    Ok(ev) => evict_decided(ev).map(Ok),
+                    Err(e) => Some(Err(e)),
+                })
             })
-            .applied_objects();
+            .reflect(writer);
         stores.push((signer.to_owned(), reader.clone()));
-        let work = work_stop.clone();
-        let fut = Controller::for_stream(stream, reader)
-            .with_config(controller::Config::default().concurrency(config.concurrency))
-            .reconcile_all_on(triggers(&leader, config.resync_period))
-            .graceful_shutdown_on(async move { work.cancelled().await })
-            .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-            .for_each(|res| async move {
-                if let Err(err) = res {
-                    match err {
-                        controller::Error::ReconcilerFailed(..) => {}
-                        other => tracing::warn!(error = %other, "controller event"),
+        feeds.spawn(work::feed(stream, queue.clone(), synced));
+    }
+    let readers: Arc<[reflector::Store<CertificateSigningRequest>]> =
+        stores.iter().map(|(_, r)| r.clone()).collect();
+
+    {
+        let queue = queue.clone();
+        let readers = readers.clone();
+        let reconcile_all = triggers(&leader, config.resync_period);
+        feeds.spawn(async move {
+            let mut reconcile_all = std::pin::pin!(reconcile_all);
+            while reconcile_all.next().await.is_some() {
+                for store in readers.iter() {
+                    for csr in store.state() {
+                        queue.add_csr(&csr);
                     }
                 }
-            });
-        controllers.push(fut);
+            }
+        });
+    }
+
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..config.concurrency.max(1) {
+        workers.spawn(work::worker(
+            queue.clone(),
+            readers.clone(),
+            ctx.clone(),
+            work_stop.clone(),
+        ));
     }
 
     let http_state = Arc::new(http::HttpState {
         registry,
         metrics: metrics.clone(),
         stores: stores.clone(),
+        queue: queue.clone(),
         ready: std::sync::atomic::AtomicBool::new(false),
         ctx: ctx.clone(),
     });
@@ -313,8 +341,9 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
         }
     };
 
-    let work = futures::future::join_all(controllers);
-    tokio::pin!(work);
+    // Dropping `work` (on lease loss, below) drops the JoinSet, which aborts every worker
+    // mid-reconcile; the write fence would refuse their writes anyway.
+    let mut work = Box::pin(async move { while workers.join_next().await.is_some() {} });
     // Without leader election `elector_done` never completes: waiting for it at
     // shutdown would always cost its full timeout.
     let has_elector = elector_task.is_some();
@@ -363,6 +392,8 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
             Ok(())
         }
     };
+    drop(work);
+    feeds.abort_all();
     http_stop.cancel();
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
         tracing::warn!(error = %e, "metrics server ended with an error");

@@ -12,7 +12,6 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
-use kube::runtime::controller::Action;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -47,6 +46,15 @@ pub enum ReconcileError {
     },
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+}
+
+/// What the work queue does with a CSR after a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing until the CSR changes (or the periodic resync).
+    Done,
+    /// Try again after this long (refused SAR, API error).
+    RetryAfter(Duration),
 }
 
 /// Per-CSR memory: which causes were already reported, how often the SARs were refused.
@@ -168,10 +176,10 @@ fn node_of(csr: &CertificateSigningRequest, decision: &policy::Decision) -> Stri
 pub async fn reconcile(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Next, ReconcileError> {
     // A standby makes no API calls at all; becoming leader re-runs every CSR.
     if !ctx.leader.is_leader() {
-        return Ok(Action::await_change());
+        return Ok(Next::Done);
     }
     let decision = policy::decide(&CsrFacts::from_csr(&csr));
     let node = node_of(&csr, &decision);
@@ -191,7 +199,7 @@ async fn act(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
     decision: policy::Decision,
-) -> Result<Action, ReconcileError> {
+) -> Result<Next, ReconcileError> {
     let name = csr_name(&csr).to_owned();
     let uid = csr.metadata.uid.clone().unwrap_or_else(|| name.clone());
     let signer = csr.spec.signer_name.clone();
@@ -205,7 +213,7 @@ async fn act(
     match verdict {
         Verdict::Ignore => {
             ctx.forget(&uid);
-            Ok(Action::await_change())
+            Ok(Next::Done)
         }
         Verdict::Manual => {
             if ctx.first_report(&uid, EVENT_AWAITING_REVIEW) {
@@ -227,7 +235,7 @@ async fn act(
                 );
                 publish_event(&ctx, &csr, "Normal", EVENT_AWAITING_REVIEW, "Queue", note).await;
             }
-            Ok(Action::await_change())
+            Ok(Next::Done)
         }
         Verdict::Reject => {
             let reasons = decision.violations.join("; ");
@@ -253,7 +261,7 @@ async fn act(
                 );
                 publish_event(&ctx, &csr, "Warning", EVENT_INVALID, "Validate", note).await;
             }
-            Ok(Action::await_change())
+            Ok(Next::Done)
         }
         Verdict::Authorize => {
             for sub in decision.subject_access_reviews.iter().copied() {
@@ -280,7 +288,7 @@ async fn act(
                         );
                     }
                     ctx.forget(&uid);
-                    return Ok(Action::await_change());
+                    return Ok(Next::Done);
                 }
             }
             let explanation = authz::explain_refusal(&csr, &decision.subject_access_reviews);
@@ -299,7 +307,7 @@ async fn act(
             }
             let delay = ctx.next_backoff(&uid);
             tracing::debug!(?delay, "requeueing refused CSR");
-            Ok(Action::requeue(delay))
+            Ok(Next::RetryAfter(delay))
         }
     }
 }
@@ -505,16 +513,19 @@ pub fn event_name(csr_name: &str, now: Timestamp) -> String {
     format!("{base}.{:x}", now.as_nanosecond())
 }
 
-pub fn error_policy(
-    csr: Arc<CertificateSigningRequest>,
-    err: &ReconcileError,
-    ctx: Arc<Context>,
-) -> Action {
+pub fn error_policy(csr: &CertificateSigningRequest, err: &ReconcileError, ctx: &Context) -> Next {
     ctx.metrics.reconcile_errors.inc();
     let uid = csr.metadata.uid.clone().unwrap_or_default();
     let delay = ctx.next_backoff(&uid);
-    tracing::warn!(csr = csr_name(&csr), error = %err, ?delay, "reconcile failed; retrying");
-    Action::requeue(delay)
+    tracing::warn!(csr = csr_name(csr), error = %err, ?delay, "reconcile failed; retrying");
+    Next::RetryAfter(delay)
+}
+
+/// A reconcile that panicked wrote nothing (the write is its last step): back off and retry.
+pub fn panic_policy(csr: &CertificateSigningRequest, ctx: &Context) -> Next {
+    ctx.metrics.reconcile_errors.inc();
+    let uid = csr.metadata.uid.clone().unwrap_or_default();
+    Next::RetryAfter(ctx.next_backoff(&uid))
 }
 
 #[cfg(test)]
