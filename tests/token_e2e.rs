@@ -562,7 +562,13 @@ async fn bad_inputs_give_kubeadms_messages() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.kubeconfig");
     let run = tlsboot_with(&missing, &["token", "list"]);
-    assert!(run.error().starts_with("reading kubeconfig "), "{run:#?}");
+    assert!(
+        run.error().starts_with(&format!(
+            "kubeconfig {}: cannot read it: ",
+            missing.display()
+        )),
+        "{run:#?}"
+    );
     let admin_text = std::fs::read_to_string(cp.kubeconfig_path()).unwrap();
     let dead = admin_text.replace(cp.server_url(), "https://127.0.0.1:1");
     let dead_path = dir.path().join("dead.kubeconfig");

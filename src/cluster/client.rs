@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig, KubeconfigError};
 
+use super::kubeconfig::{KubeconfigProblem, check_file};
+
 /// Where to find the cluster: explicit kubeconfig/context, else the standard
 /// kubeconfig search ($KUBECONFIG, ~/.kube/config), else in-cluster.
 #[derive(Debug, Clone, Default)]
@@ -10,18 +12,29 @@ pub struct Connection {
     pub context: Option<String>,
 }
 
+// The messages embed their cause and do not also expose it as `source()`: every printer in the
+// crate walks the chain, and the cause would be printed twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("reading kubeconfig {}: {source}", path.display())]
+    #[error("kubeconfig {}: {problem}", path.display())]
+    BadKubeconfig {
+        path: PathBuf,
+        problem: KubeconfigProblem,
+    },
+    #[error("reading kubeconfig {}: {}", path.display(), kubeconfig_error_text(source))]
     ReadKubeconfig {
         path: PathBuf,
-        #[source]
         source: KubeconfigError,
     },
-    #[error("loading kubeconfig{}: {source}", context.as_deref().map(|c| format!(" context {c:?}")).unwrap_or_default())]
+    #[error(
+        "loading kubeconfig{}{}: {}",
+        path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default(),
+        context.as_deref().map(|c| format!(" context {c:?}")).unwrap_or_default(),
+        kubeconfig_error_text(source)
+    )]
     LoadKubeconfig {
+        path: Option<PathBuf>,
         context: Option<String>,
-        #[source]
         source: KubeconfigError,
     },
     #[error(
@@ -32,8 +45,38 @@ pub enum ConnectionError {
         kubeconfig: String,
         in_cluster: String,
     },
-    #[error("building the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    #[error(
+        "building the Kubernetes client{}: {}",
+        kubeconfig.as_ref().map(|p| format!(" from kubeconfig {}", p.display())).unwrap_or_default(),
+        chain_text(error)
+    )]
+    Client {
+        kubeconfig: Option<PathBuf>,
+        error: kube::Error,
+    },
+}
+
+/// kube-rs's error and its causes on one line (its `ReadConfig` quotes the path a second time,
+/// which the caller has already named).
+fn kubeconfig_error_text(e: &KubeconfigError) -> String {
+    match e {
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => chain_text(other),
+    }
+}
+
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// Resolves a client `Config` the way kubectl users expect.
@@ -43,6 +86,12 @@ pub async fn config(conn: &Connection) -> Result<Config, ConnectionError> {
         ..KubeConfigOptions::default()
     };
     if let Some(path) = &conn.kubeconfig {
+        check_file(path, conn.context.as_deref()).map_err(|problem| {
+            ConnectionError::BadKubeconfig {
+                path: path.clone(),
+                problem,
+            }
+        })?;
         let kubeconfig =
             Kubeconfig::read_from(path).map_err(|source| ConnectionError::ReadKubeconfig {
                 path: path.clone(),
@@ -51,6 +100,7 @@ pub async fn config(conn: &Connection) -> Result<Config, ConnectionError> {
         return Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|source| ConnectionError::LoadKubeconfig {
+                path: Some(path.clone()),
                 context: conn.context.clone(),
                 source,
             });
@@ -60,6 +110,7 @@ pub async fn config(conn: &Connection) -> Result<Config, ConnectionError> {
         // An explicit --context only makes sense with a kubeconfig: don't silently
         // fall back to in-cluster credentials.
         Err(source) if conn.context.is_some() => Err(ConnectionError::LoadKubeconfig {
+            path: None,
             context: conn.context.clone(),
             source,
         }),
@@ -74,6 +125,14 @@ pub async fn config(conn: &Connection) -> Result<Config, ConnectionError> {
 
 /// A ready `Client` for `conn`.
 pub async fn client(conn: &Connection) -> Result<kube::Client, ConnectionError> {
-    let config = config(conn).await?;
-    kube::Client::try_from(config).map_err(ConnectionError::Client)
+    client_from(conn, config(conn).await?)
+}
+
+/// A `Client` for a `config` resolved from `conn`. TLS material is only checked here (a client
+/// certificate that does not match its key, say): the error names the kubeconfig it came from.
+pub fn client_from(conn: &Connection, config: Config) -> Result<kube::Client, ConnectionError> {
+    kube::Client::try_from(config).map_err(|error| ConnectionError::Client {
+        kubeconfig: conn.kubeconfig.clone(),
+        error,
+    })
 }

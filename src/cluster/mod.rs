@@ -5,8 +5,9 @@
 
 pub mod approval;
 mod client;
+pub mod kubeconfig;
 
 pub use approval::{
     ApprovalError, ApprovalOutcome, ApprovalWrite, Decision as ApprovalDecision, write_approval,
 };
-pub use client::{Connection, ConnectionError, client, config};
+pub use client::{Connection, ConnectionError, client, client_from, config};

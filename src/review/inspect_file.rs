@@ -71,8 +71,10 @@ pub enum InspectError {
 /// Why a file (or one item in it) could not be read as CSRs.
 #[derive(Debug, thiserror::Error)]
 enum InputError {
-    #[error("{0}")]
+    #[error("cannot read it: {0}")]
     Read(#[from] io::Error),
+    #[error("file is empty")]
+    Empty,
     #[error("file is larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024))]
     TooLarge,
     #[error(
@@ -81,6 +83,8 @@ enum InputError {
     Unrecognised(String),
     #[error("{where_}not a CertificateSigningRequest (kind {kind:?})")]
     WrongKind { where_: String, kind: String },
+    #[error("{where_}not a Kubernetes object: {what}")]
+    NotAnObject { where_: String, what: String },
     #[error("{where_}not a valid certificates.k8s.io/v1 CertificateSigningRequest: {reason}")]
     InvalidObject { where_: String, reason: String },
 }
@@ -280,6 +284,9 @@ fn parse_file(
     args: &InspectFileArgs,
 ) -> (Vec<CsrInput>, Vec<InputError>) {
     let trimmed = bytes.trim_ascii_start();
+    if trimmed.is_empty() {
+        return (Vec::new(), vec![InputError::Empty]);
+    }
     if trimmed.starts_with(b"-----BEGIN") {
         return (vec![pem_input(source, bytes, args)], Vec::new());
     }
@@ -312,8 +319,8 @@ fn parse_file(
                         .map(|(i, v)| (format!("{where_doc}item {}: ", i + 1), v)),
                 );
             }
-            serde_json::Value::Object(ref map) if is_list(map) => {
-                if let Some(serde_json::Value::Array(items)) = map.get("items") {
+            serde_json::Value::Object(ref map) if is_list(map) => match map.get("items") {
+                Some(serde_json::Value::Array(items)) => {
                     objects.extend(
                         items
                             .iter()
@@ -322,7 +329,13 @@ fn parse_file(
                             .map(|(i, v)| (format!("{where_doc}item {}: ", i + 1), v)),
                     );
                 }
-            }
+                // An empty List is `kubectl get csr -o yaml` with nothing to show.
+                None | Some(serde_json::Value::Null) => {}
+                Some(other) => errors.push(InputError::Unrecognised(format!(
+                    "{where_doc}the List's items is {}, not a list",
+                    json_type(other)
+                ))),
+            },
             serde_json::Value::Object(_) => objects.push((where_doc, doc)),
             _ => errors.push(InputError::Unrecognised(format!(
                 "{where_doc}a plain value, not an object"
@@ -344,6 +357,18 @@ fn parse_file(
     (inputs, errors)
 }
 
+/// A JSON/YAML value's type, for messages.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a mapping",
+    }
+}
+
 fn is_list(map: &serde_json::Map<String, serde_json::Value>) -> bool {
     map.get("kind")
         .and_then(serde_json::Value::as_str)
@@ -351,6 +376,14 @@ fn is_list(map: &serde_json::Map<String, serde_json::Value>) -> bool {
 }
 
 fn parse_documents(bytes: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+    // Said up front: the YAML parser would call it "invalid leading UTF-8 octet", which reads as
+    // a YAML syntax problem in a file that is not text at all.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(format!(
+            "binary data, not text (invalid UTF-8 at byte {})",
+            e.valid_up_to()
+        ));
+    }
     if bytes.starts_with(b"{") || bytes.starts_with(b"[") {
         return serde_json::from_slice(bytes)
             .map(|v| vec![v])
@@ -368,15 +401,50 @@ fn csr_input(
     where_: &str,
     mut value: serde_json::Value,
 ) -> Result<CsrInput, InputError> {
-    let kind = value
-        .get("kind")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
+    let not_an_object = |what: String| InputError::NotAnObject {
+        where_: where_.to_owned(),
+        what,
+    };
+    if !value.is_object() {
+        return Err(not_an_object(format!(
+            "{}, not a mapping",
+            json_type(&value)
+        )));
+    }
+    let kind = match value.get("kind") {
+        Some(serde_json::Value::String(k)) => k.as_str(),
+        None | Some(serde_json::Value::Null) => {
+            return Err(not_an_object("no kind field".into()));
+        }
+        Some(other) => {
+            return Err(not_an_object(format!(
+                "kind is {}, not a string",
+                json_type(other)
+            )));
+        }
+    };
     if kind != "CertificateSigningRequest" {
         return Err(InputError::WrongKind {
             where_: where_.to_owned(),
             kind: kind.to_owned(),
         });
+    }
+    // k8s-openapi fills in a default spec; the API server never stores a CSR without one, so
+    // judging that empty spec would only show a confusing `signer "" is not handled`.
+    match value.get("spec") {
+        Some(serde_json::Value::Object(_)) => {}
+        None | Some(serde_json::Value::Null) => {
+            return Err(InputError::InvalidObject {
+                where_: where_.to_owned(),
+                reason: "spec is missing".into(),
+            });
+        }
+        Some(other) => {
+            return Err(InputError::InvalidObject {
+                where_: where_.to_owned(),
+                reason: format!("spec is {}, not a mapping", json_type(other)),
+            });
+        }
     }
     // Decode spec.request ourselves: a garbage request is a verdict about that CSR, not a reason
     // to refuse the whole object.
@@ -930,7 +998,7 @@ mod tests {
             (paths[1], "not a CertificateSigningRequest (kind \"Pod\")"),
             (paths[2], "No such file"),
             (paths[4], "plain value"),
-            (paths[5], "no objects found"),
+            (paths[5], "file is empty"),
             (
                 paths[6],
                 "not a valid certificates.k8s.io/v1 CertificateSigningRequest",

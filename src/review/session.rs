@@ -49,8 +49,7 @@ impl Session {
     pub async fn connect(conn: &Connection) -> Result<Self, ReviewError> {
         let config = crate::cluster::config(conn).await?;
         let url = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config)
-            .map_err(|e| ReviewError::Connection(crate::cluster::ConnectionError::Client(e)))?;
+        let client = crate::cluster::client_from(conn, config)?;
         Ok(Session { client, url })
     }
 

@@ -231,19 +231,23 @@ async fn kubeconfig_target(
     };
     kubeconfig::check_server(&server)?;
     let (ca, source) = if let Some(path) = &args.ca_file {
-        let pem = std::fs::read(path).map_err(|error| TokenError::ReadFile {
-            what: "CA file",
-            path: path.clone(),
-            error,
+        let pem = crate::cluster::kubeconfig::read_pem_file(path).map_err(|error| {
+            TokenError::ReadFile {
+                what: "CA file",
+                path: path.clone(),
+                error,
+            }
         })?;
         (pem, CaSource::File(path.clone()))
     } else if let Some(certs) = config.root_cert.as_ref().filter(|c| !c.is_empty()) {
         (kubeconfig::der_to_pem(certs), CaSource::Kubeconfig)
     } else if let Some(path) = &config.root_cert_file {
-        let pem = std::fs::read(path).map_err(|error| TokenError::ReadFile {
-            what: "CA file",
-            path: path.clone(),
-            error,
+        let pem = crate::cluster::kubeconfig::read_pem_file(path).map_err(|error| {
+            TokenError::ReadFile {
+                what: "CA file",
+                path: path.clone(),
+                error,
+            }
         })?;
         (pem, CaSource::Kubeconfig)
     } else {

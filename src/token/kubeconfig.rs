@@ -54,24 +54,8 @@ pub fn der_to_pem(certs: &[Vec<u8>]) -> Vec<u8> {
 /// Checks that `pem` holds at least one parseable X.509 certificate and nothing else
 /// than certificates, so a wrong file is caught here and not by a kubelet at 3 a.m.
 pub fn validate_ca_pem(pem: &[u8]) -> Result<usize, String> {
-    let mut n = 0;
-    for block in x509_parser::pem::Pem::iter_from_buffer(pem) {
-        let block = block.map_err(|e| format!("not PEM: {e}"))?;
-        if block.label != "CERTIFICATE" {
-            return Err(format!(
-                "expected CERTIFICATE blocks, found {:?}",
-                block.label
-            ));
-        }
-        block
-            .parse_x509()
-            .map_err(|e| format!("certificate {} does not parse: {e}", n + 1))?;
-        n += 1;
-    }
-    if n == 0 {
-        return Err("no PEM certificate found".into());
-    }
-    Ok(n)
+    crate::cluster::kubeconfig::check_pem(pem, crate::cluster::kubeconfig::PemKind::Certificates)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Serialize)]
