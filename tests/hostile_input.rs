@@ -28,6 +28,7 @@ fn run_in(home: &Path, args: &[&str], stdin: &[u8]) -> Outcome {
         .env_remove("KUBERNETES_SERVICE_PORT")
         .env_remove("RUST_LOG")
         .env("HOME", home)
+        .current_dir(home)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -387,6 +388,37 @@ fn a_bad_file_does_not_hide_the_good_ones() {
         "error: <stdin>: neither a CertificateSigningRequest object (YAML/JSON) nor a PEM \
          CERTIFICATE REQUEST: invalid JSON: ",
         "line 1 column 2",
+    );
+}
+
+/// A name that is not an existing file is a CSR name (see `tlsboot inspect --help`): a mistyped
+/// file name reaches the cluster code, and the run says so.
+#[test]
+fn a_mistyped_file_name_is_explained() {
+    let d = Dir::new();
+    let o = d.run(&["inspect", "missing.yaml"]);
+    no_panic(&o, "missing.yaml");
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stdout, "");
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", o.stderr);
+    assert!(
+        lines[0].starts_with("error: no kubeconfig found and not running in a cluster"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        lines[1],
+        "note: there is no file \"missing.yaml\": it was looked up as a CSR name (--file reads \
+         arguments as files only)"
+    );
+    let o = d.run(&["inspect", "--file", "missing.yaml"]);
+    assert_failed(
+        &o,
+        "--file missing.yaml",
+        1,
+        "error: missing.yaml: cannot read it: No such file or directory",
+        "",
     );
 }
 

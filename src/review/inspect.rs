@@ -81,7 +81,28 @@ pub fn run_offline(args: &InspectArgs) -> ExitCode {
 /// Files and CSR names, in argument order (consecutive files are passed to the file inspector
 /// together, so their `-o json` array stays one array per run of files).
 pub async fn run(conn: &Connection, args: &InspectArgs) -> ExitCode {
-    finish(inspect(conn, args).await)
+    let code = finish(inspect(conn, args).await);
+    if code != ExitCode::SUCCESS {
+        // A mistyped file name is otherwise only answered with a cluster error ("no kubeconfig
+        // found", "not found") that does not say the file was never read.
+        for target in args.targets() {
+            if let Target::CsrName(name) = target
+                && looks_like_a_file_name(&name)
+            {
+                eprintln!(
+                    "note: there is no file {}: it was looked up as a CSR name (--file reads \
+                     arguments as files only)",
+                    terminal_safe(&format!("{name:?}"))
+                );
+            }
+        }
+    }
+    code
+}
+
+/// CSR names the kubelet and kubectl make never contain a dot; file names usually do.
+fn looks_like_a_file_name(arg: &str) -> bool {
+    arg.contains('.')
 }
 
 /// One element of `-o json|yaml` for a CSR read from the cluster.
