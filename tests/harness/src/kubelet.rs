@@ -103,6 +103,44 @@ impl KubeletOptions {
             expiration_seconds: None,
         }
     }
+
+    fn hostname(&self) -> String {
+        self.hostname
+            .clone()
+            .unwrap_or_else(|| self.node_name.clone())
+    }
+
+    fn addresses(&self) -> Vec<NodeAddress> {
+        vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: self.internal_ip.to_string(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: self.hostname(),
+            },
+        ]
+    }
+
+    /// SANs from the Node's addresses, as `addressesToHostnamesAndIPs`:
+    /// (DNS names, IPs), each deduplicated and sorted.
+    fn serving_sans(&self) -> (Vec<String>, Vec<IpAddr>) {
+        let mut dns = Vec::new();
+        let mut ips = Vec::new();
+        for a in self.addresses() {
+            match (a.type_.as_str(), a.address.parse::<IpAddr>()) {
+                ("Hostname", Ok(ip)) | ("InternalIP" | "ExternalIP", Ok(ip)) => ips.push(ip),
+                ("Hostname" | "InternalDNS" | "ExternalDNS", Err(_)) => dns.push(a.address),
+                _ => {}
+            }
+        }
+        dns.sort();
+        dns.dedup();
+        ips.sort();
+        ips.dedup();
+        (dns, ips)
+    }
 }
 
 /// What a kubelet did and when (for tests and the benchmark).
@@ -327,6 +365,75 @@ pub async fn wait_for_certificate(
         })?
 }
 
+/// The serving CSR [`SimKubelet::request_serving_certificate`] files for `opts`' node (fresh
+/// key, SANs from its hostname and InternalIP, `generateName: csr-`), and its key.
+pub fn serving_csr(opts: &KubeletOptions) -> Result<(CertificateSigningRequest, KeyPair)> {
+    let (dns, ips) = opts.serving_sans();
+    if ips.is_empty() {
+        return Err(Error::Invalid(
+            "a serving CSR needs at least one IP address".into(),
+        ));
+    }
+    let sans: Vec<String> = dns
+        .into_iter()
+        .chain(ips.iter().map(|i| i.to_string()))
+        .collect();
+    let key = new_key()?;
+    let pem = node_csr_pem(&key, &opts.node_name, &sans)?;
+    let csr = csr_object(
+        None,
+        pem,
+        KUBELET_SERVING,
+        &SERVING_USAGES,
+        opts.expiration_seconds,
+    );
+    Ok((csr, key))
+}
+
+/// The client-rotation CSR [`SimKubelet::request_client_rotation`] files for `opts`' node
+/// (fresh key, no SANs, rotation usages, `generateName: csr-`), and its key.
+pub fn rotation_csr(opts: &KubeletOptions) -> Result<(CertificateSigningRequest, KeyPair)> {
+    let key = new_key()?;
+    let pem = node_csr_pem(&key, &opts.node_name, &[])?;
+    let csr = csr_object(
+        None,
+        pem,
+        KUBE_APISERVER_CLIENT_KUBELET,
+        &ROTATION_CLIENT_USAGES,
+        opts.expiration_seconds,
+    );
+    Ok((csr, key))
+}
+
+/// Creates `csr` as `user` in `groups` through impersonation (`Impersonate-User` /
+/// `Impersonate-Group`; `client` must be allowed to impersonate, e.g. `system:masters`). The
+/// API server records `spec.username` / `spec.groups` exactly as for that user's own request
+/// (plus `system:authenticated`). Transient errors are retried as a kubelet does.
+pub async fn create_csr_as(
+    client: &Client,
+    user: &str,
+    groups: &[&str],
+    csr: &CertificateSigningRequest,
+    deadline: Instant,
+) -> Result<CertificateSigningRequest> {
+    let body = serde_json::to_vec(csr).map_err(|e| Error::Invalid(format!("CSR JSON: {e}")))?;
+    retrying(deadline, || {
+        let mut req =
+            http::Request::post("/apis/certificates.k8s.io/v1/certificatesigningrequests")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header("Impersonate-User", user);
+        for g in groups {
+            req = req.header("Impersonate-Group", *g);
+        }
+        let req = req.body(body.clone());
+        async move {
+            let req = req.map_err(kube::Error::HttpError)?;
+            client.request::<CertificateSigningRequest>(req).await
+        }
+    })
+    .await
+}
+
 impl SimKubelet {
     /// A kubelet using `bootstrap` (server, CA and bootstrap credentials, e.g.
     /// from a bootstrap kubeconfig).
@@ -477,23 +584,11 @@ impl SimKubelet {
     }
 
     fn addresses(&self) -> Vec<NodeAddress> {
-        vec![
-            NodeAddress {
-                type_: "InternalIP".into(),
-                address: self.opts.internal_ip.to_string(),
-            },
-            NodeAddress {
-                type_: "Hostname".into(),
-                address: self.hostname(),
-            },
-        ]
+        self.opts.addresses()
     }
 
     fn hostname(&self) -> String {
-        self.opts
-            .hostname
-            .clone()
-            .unwrap_or_else(|| self.opts.node_name.clone())
+        self.opts.hostname()
     }
 
     /// Step 2: as `system:node:<name>`, creates its Node with addresses
@@ -547,47 +642,10 @@ impl SimKubelet {
         Ok(node)
     }
 
-    /// SANs from the Node's addresses, as `addressesToHostnamesAndIPs`:
-    /// (DNS names, IPs), each deduplicated and sorted.
-    fn serving_sans(&self) -> (Vec<String>, Vec<IpAddr>) {
-        let mut dns = Vec::new();
-        let mut ips = Vec::new();
-        for a in self.addresses() {
-            match (a.type_.as_str(), a.address.parse::<IpAddr>()) {
-                ("Hostname", Ok(ip)) | ("InternalIP" | "ExternalIP", Ok(ip)) => ips.push(ip),
-                ("Hostname" | "InternalDNS" | "ExternalDNS", Err(_)) => dns.push(a.address),
-                _ => {}
-            }
-        }
-        dns.sort();
-        dns.dedup();
-        ips.sort();
-        ips.dedup();
-        (dns, ips)
-    }
-
     /// Step 3a: creates the serving CSR as the node; returns its name (`csr-…`).
     pub async fn request_serving_certificate(&mut self) -> Result<String> {
         let client = self.need_node_client()?;
-        let (dns, ips) = self.serving_sans();
-        if ips.is_empty() {
-            return Err(Error::Invalid(
-                "a serving CSR needs at least one IP address".into(),
-            ));
-        }
-        let sans: Vec<String> = dns
-            .into_iter()
-            .chain(ips.iter().map(|i| i.to_string()))
-            .collect();
-        let key = new_key()?;
-        let pem = node_csr_pem(&key, &self.opts.node_name, &sans)?;
-        let csr = csr_object(
-            None,
-            pem,
-            KUBELET_SERVING,
-            &SERVING_USAGES,
-            self.opts.expiration_seconds,
-        );
+        let (csr, key) = serving_csr(&self.opts)?;
         let api = Api::<CertificateSigningRequest>::all(client);
         let created = retrying(self.deadline(), || api.create(&PP, &csr)).await?;
         let name = created.metadata.name.unwrap_or_default();
@@ -623,15 +681,7 @@ impl SimKubelet {
     /// key); returns the CSR name (`csr-…`).
     pub async fn request_client_rotation(&mut self) -> Result<String> {
         let client = self.need_node_client()?;
-        let key = new_key()?;
-        let pem = node_csr_pem(&key, &self.opts.node_name, &[])?;
-        let csr = csr_object(
-            None,
-            pem,
-            KUBE_APISERVER_CLIENT_KUBELET,
-            &ROTATION_CLIENT_USAGES,
-            self.opts.expiration_seconds,
-        );
+        let (csr, key) = rotation_csr(&self.opts)?;
         let api = Api::<CertificateSigningRequest>::all(client);
         let created = retrying(self.deadline(), || api.create(&PP, &csr)).await?;
         let name = created.metadata.name.unwrap_or_default();

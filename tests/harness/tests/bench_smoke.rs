@@ -1,6 +1,7 @@
 //! `tlsboot-harness bench` end to end at a tiny N: its own control plane, the tlsboot phase
-//! only, every CSR approved exactly once and every figure present. No timing assertion: this
-//! guards the benchmark's plumbing, not the daemon's speed.
+//! only, all three stages (client, serving, renewal): every client and renewal CSR approved
+//! exactly once, no serving CSR approved (all queued for review) and every figure present. No
+//! timing assertion: this guards the benchmark's plumbing, not the daemon's speed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ fn tlsboot_bin() -> Option<PathBuf> {
 }
 
 #[test]
-fn bench_tlsboot_phase_small() {
+fn bench_tlsboot_phase_small_all_stages() {
     if binaries_for_tests()
         .expect("control-plane binaries")
         .is_none()
@@ -58,27 +59,59 @@ fn bench_tlsboot_phase_small() {
         .unwrap_or_else(|| panic!("no BENCH_JSON line:\n{stdout}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.len(), 1, "{line}");
-    let r = &results[0];
-    assert_eq!(r["phase"], "tlsboot");
-    assert_eq!(r["nodes"].as_u64(), Some(NODES));
-    // Exactly one condition (Approved) on every CSR of the burst: approved once, never twice.
-    assert_eq!(r["approved_once"].as_u64(), Some(NODES), "{line}");
-    for k in [
-        "wall_approved_s",
-        "wall_issued_s",
-        "approvals_per_s",
+    let stages: Vec<&str> = results
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["client", "serving", "renewal"], "{line}");
+    let common = [
+        "wall_created_s",
         "latency_ms_p50",
+        "latency_ms_p95",
         "latency_ms_p99",
         "latency_ms_max",
         "cpu_s",
         "cpu_ms_per_approval",
         "peak_rss_mib",
+        "rss_idle_mib",
         "api_requests_per_csr",
         "approver_requests_per_csr",
-    ] {
-        assert!(r[k].as_f64().is_some(), "{k} missing in {line}");
+    ];
+    for r in results {
+        let stage = r["stage"].as_str().unwrap();
+        assert_eq!(r["phase"], "tlsboot", "{line}");
+        assert_eq!(r["nodes"].as_u64(), Some(NODES), "{line}");
+        let per_stage: &[&str] = match stage {
+            "serving" => &["wall_queued_s", "queued_per_s", "queued_for_review"],
+            _ => &["wall_approved_s", "wall_issued_s", "approvals_per_s"],
+        };
+        for k in common.iter().chain(per_stage) {
+            assert!(r[*k].as_f64().is_some(), "{stage}: {k} missing in {line}");
+        }
+        assert!(r["peak_rss_mib"].as_f64().unwrap() > 0.0, "{line}");
+        if stage != "client" {
+            // Filed as the node itself (impersonation): requester system:node:<name>.
+            assert_eq!(r["filed_as_node"].as_u64(), Some(NODES), "{line}");
+        }
+        if stage == "serving" {
+            // Never approved: every one still without any condition, each queued for review
+            // (the daemon's counter) with its AwaitingReview Event seen.
+            assert_eq!(r["approved"].as_u64(), Some(0), "{line}");
+            assert_eq!(r["approved_once"].as_u64(), Some(0), "{line}");
+            assert_eq!(r["untouched"].as_u64(), Some(NODES), "{line}");
+            assert!(
+                r["queued_for_review"].as_f64().unwrap() >= NODES as f64,
+                "{line}"
+            );
+            assert_eq!(r["review_events_seen"].as_u64(), Some(NODES), "{line}");
+        } else {
+            // Exactly one condition (Approved) on every CSR: approved once, never twice.
+            assert_eq!(r["approved"].as_u64(), Some(NODES), "{stage}: {line}");
+            assert_eq!(r["approved_once"].as_u64(), Some(NODES), "{stage}: {line}");
+        }
     }
-    assert!(r["peak_rss_mib"].as_f64().unwrap() > 0.0, "{line}");
+    for stage in ["client", "renewal"] {
+        assert!(v["ratios"][stage].is_object(), "no {stage} ratios: {line}");
+    }
     assert!(stdout.contains("phase"), "no table:\n{stdout}");
 }
