@@ -17,6 +17,7 @@ use k8s_openapi::api::certificates::v1::{
 };
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use tlsboot::controller::authz::{SarCache, SarKey, subject_access_review};
+use tlsboot::controller::queue::{FairQueue, Flow};
 use tlsboot::policy::{CsrFacts, SIGNER_KUBELET_CLIENT, SarSubresource};
 
 fn bootstrap_csr() -> CertificateSigningRequest {
@@ -106,6 +107,28 @@ fn main() {
         let k = SarKey::new(black_box(&csr), SarSubresource::NodeClient);
         assert_eq!(cache.get(&k, now), Some(true));
     });
+    // The work queue under a flood: 10,000 keys of one requester queued, then one key of
+    // another added and taken (round-robin), then handed back; the queue's size stays put.
+    let mut queue = FairQueue::new();
+    let flood: Flow = std::sync::Arc::from("system:bootstrap:flood1");
+    for i in 0..10_000 {
+        queue.add(&format!("junk-{i}"), &flood);
+    }
+    let node: Flow = std::sync::Arc::from("system:bootstrap:abcdef");
+    let mut turn = 0u64;
+    bench("FairQueue add + pop + done (10,000 queued)", iters, || {
+        queue.add("node-csr-valid", &node);
+        let (key, flow) = queue.pop().unwrap();
+        queue.done(&key);
+        if *flow != *node {
+            // The flood's turn came first: put its key back at the end of its FIFO.
+            queue.add(&key, &flow);
+            let (k, _) = queue.pop().unwrap();
+            queue.done(&k);
+        }
+        turn += 1;
+    });
+    black_box(turn);
     // What cluster::write_approval does before each PUT: clone, append, serialise.
     bench("approval body: clone + append condition", iters, || {
         let mut body = black_box(&csr).clone();
