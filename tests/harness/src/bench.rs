@@ -1191,7 +1191,12 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         (None, true) => Some(build_tlsboot_release()?),
         (None, false) => None,
     };
-    let bins = tlsboot_harness::build_binaries()?;
+    // Built binaries as they are; build.sh only when they are missing (its version check can
+    // fail spuriously under load and then rebuilds the cache).
+    let bins = match tlsboot_harness::find_binaries() {
+        Ok(b) => b,
+        Err(_) => tlsboot_harness::build_binaries()?,
+    };
     let cp = ControlPlane::start(Options {
         binaries: Some(bins),
         seed_rbac: true,
