@@ -30,8 +30,13 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 have() {
   [[ -x "$bin_dir/kube-apiserver" && -x "$bin_dir/kube-controller-manager" && -x "$bin_dir/etcd" ]] || return 1
-  "$bin_dir/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION" || return 1
-  "$bin_dir/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}" || return 1
+  # Output captured first: `grep -q` exits at the first match and, under pipefail, the
+  # binary's SIGPIPE would fail the check (and trigger a needless rebuild).
+  local out
+  out=$("$bin_dir/kube-apiserver" --version 2>/dev/null) || return 1
+  grep -qx "Kubernetes $K8S_VERSION" <<<"$out" || return 1
+  out=$("$bin_dir/etcd" --version 2>/dev/null) || return 1
+  grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$out" || return 1
 }
 
 if have; then
