@@ -65,7 +65,9 @@ fn kubeconfig_error_text(e: &KubeconfigError) -> String {
     }
 }
 
-fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources on one line, skipping a source whose text is already in the
+/// message (ours often quote their cause; kube-rs's often do too).
+pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

@@ -10,4 +10,4 @@ pub mod kubeconfig;
 pub use approval::{
     ApprovalError, ApprovalOutcome, ApprovalWrite, Decision as ApprovalDecision, write_approval,
 };
-pub use client::{Connection, ConnectionError, client, client_from, config};
+pub use client::{Connection, ConnectionError, chain_text, client, client_from, config};

@@ -73,20 +73,7 @@ pub fn kube_error_text(e: &kube::Error) -> String {
     }
 }
 
-/// An error and its sources, skipping a source whose text is already in the message.
-pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let t = s.to_string();
-        if !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        cur = s.source();
-    }
-    out
-}
+pub use crate::cluster::chain_text;
 
 /// Prints `e` to stderr the way kubectl would: `Error from server (NotFound): …` for a missing
 /// CSR, `error: …` for the rest. A closed stdout (`| head`) is not worth a message.

@@ -98,26 +98,12 @@ pub fn describe_kube_error(error: &kube::Error) -> String {
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) => format!(
             "cannot reach the Kubernetes API server (is it up, and are --kubeconfig/--context right?): {}",
-            chain(error)
+            crate::cluster::chain_text(error)
         ),
-        other => chain(other),
+        other => crate::cluster::chain_text(other),
     }
 }
 
-/// `error: cause: cause…`, skipping causes whose text the previous one already contains.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut cur = error.source();
-    while let Some(e) = cur {
-        let text = e.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = e.source();
-    }
-    out
-}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

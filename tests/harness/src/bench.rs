@@ -1108,7 +1108,13 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
         return None;
     }
     v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    let mid = v.len() / 2;
+    // An even count has two middles: their mean, so two repetitions do not report the best one.
+    if v.len() % 2 == 0 {
+        Some((v[mid - 1] + v[mid]) / 2.0)
+    } else {
+        Some(v[mid])
+    }
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {
@@ -1310,4 +1316,19 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
     });
     println!("BENCH_JSON {line}");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middles() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0]), Some(3.0));
+        assert_eq!(median(vec![300.0, 100.0]), Some(200.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
 }
