@@ -104,7 +104,6 @@ pub fn describe_kube_error(error: &kube::Error) -> String {
     }
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

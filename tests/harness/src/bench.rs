@@ -1110,7 +1110,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
     // An even count has two middles: their mean, so two repetitions do not report the best one.
-    if v.len() % 2 == 0 {
+    if v.len().is_multiple_of(2) {
         Some((v[mid - 1] + v[mid]) / 2.0)
     } else {
         Some(v[mid])
