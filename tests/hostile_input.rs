@@ -18,11 +18,25 @@ struct Outcome {
 }
 
 fn run_in(home: &Path, args: &[&str], stdin: &[u8]) -> Outcome {
+    run_with_kubeconfig_env(home, None, args, stdin)
+}
+
+/// `run_in` with `$KUBECONFIG` set to `kubeconfig_env` (else unset).
+fn run_with_kubeconfig_env(
+    home: &Path,
+    kubeconfig_env: Option<&str>,
+    args: &[&str],
+    stdin: &[u8],
+) -> Outcome {
     use std::io::Write as _;
-    let mut child = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    // Nothing from the developer's environment may decide which kubeconfig is read.
+    match kubeconfig_env {
+        Some(v) => cmd.env("KUBECONFIG", v),
+        None => cmd.env_remove("KUBECONFIG"),
+    };
+    let mut child = cmd
         .args(args)
-        // Nothing from the developer's environment may decide which kubeconfig is read.
-        .env_remove("KUBECONFIG")
         .env_remove("TLSBOOT_CONTEXT")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBERNETES_SERVICE_PORT")
@@ -777,6 +791,64 @@ fn broken_kubeconfigs_are_named_before_any_connection() {
             "error: kubeconfig {goodpath}: context \"prod\" is not in the file (contexts: \"ctx\")"
         ),
         "",
+    );
+}
+
+#[test]
+fn the_default_kubeconfig_is_checked_like_an_explicit_one() {
+    let home = tempfile::tempdir().unwrap();
+    let kube = home.path().join(".kube");
+    std::fs::create_dir(&kube).unwrap();
+    let config = kube.join("config");
+    std::fs::write(&config, "apiVersion: v1\nkind: Secret\n").unwrap();
+    // ~/.kube/config exists but is broken: an error naming it, not an in-cluster fall-back.
+    let o = run_in(home.path(), &["list"], b"");
+    assert_failed(
+        &o,
+        "~/.kube/config is a Secret",
+        1,
+        &format!("error: kubeconfig {}: not a kubeconfig", config.display()),
+        "kind is Secret",
+    );
+    // A single $KUBECONFIG path wins over ~/.kube/config and is named the same way.
+    let env_file = home.path().join("env.kubeconfig");
+    std::fs::write(&env_file, "clusters: [").unwrap();
+    let o = run_with_kubeconfig_env(
+        home.path(),
+        Some(env_file.to_str().unwrap()),
+        &["list"],
+        b"",
+    );
+    assert_failed(
+        &o,
+        "$KUBECONFIG is garbage YAML",
+        1,
+        &format!("error: kubeconfig {}: invalid YAML", env_file.display()),
+        "line",
+    );
+    // A truncated client key in the default file fails before any connection, naming the user.
+    let (cert, key) = cert_and_key();
+    std::fs::write(
+        &config,
+        kubeconfig(
+            "https://127.0.0.1:1",
+            "ctx",
+            "c",
+            &base64(cert.as_bytes()),
+            (
+                &base64(cert.as_bytes()),
+                &base64(truncated(&key).as_bytes()),
+            ),
+        ),
+    )
+    .unwrap();
+    let o = run_in(home.path(), &["list"], b"");
+    assert_failed(
+        &o,
+        "~/.kube/config with a truncated key",
+        1,
+        &format!("error: kubeconfig {}: user", config.display()),
+        "truncated PEM",
     );
 }
 

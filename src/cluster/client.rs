@@ -87,7 +87,8 @@ pub async fn config(conn: &Connection) -> Result<Config, ConnectionError> {
         context: conn.context.clone(),
         ..KubeConfigOptions::default()
     };
-    if let Some(path) = &conn.kubeconfig {
+    if let Some(path) = conn.kubeconfig.clone().or_else(default_kubeconfig_file) {
+        let path = &path;
         check_file(path, conn.context.as_deref()).map_err(|problem| {
             ConnectionError::BadKubeconfig {
                 path: path.clone(),
@@ -123,6 +124,29 @@ pub async fn config(conn: &Connection) -> Result<Config, ConnectionError> {
             })
         }
     }
+}
+
+/// The one kubeconfig file kubectl would read without `--kubeconfig`, when it exists: a single
+/// `$KUBECONFIG` path, else `~/.kube/config`. Such a file is checked and its errors named exactly
+/// like an explicit one's; a broken one is an error, never a silent fall-back to in-cluster
+/// credentials (client-go falls back only when there is no kubeconfig at all). A `$KUBECONFIG`
+/// list of several files is merged by kube-rs, whose own errors are kept: one file of a merge may
+/// rightly hold only users or only clusters.
+fn default_kubeconfig_file() -> Option<PathBuf> {
+    let path = match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(list) => {
+            let mut paths = std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty());
+            let first = paths.next()?;
+            if paths.next().is_some() {
+                return None;
+            }
+            first
+        }
+        None => PathBuf::from(std::env::var_os("HOME")?)
+            .join(".kube")
+            .join("config"),
+    };
+    path.exists().then_some(path)
 }
 
 /// A ready `Client` for `conn`.
