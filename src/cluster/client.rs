@@ -158,7 +158,7 @@ pub async fn client(conn: &Connection) -> Result<kube::Client, ConnectionError> 
 /// certificate that does not match its key, say): the error names the kubeconfig it came from.
 pub fn client_from(conn: &Connection, config: Config) -> Result<kube::Client, ConnectionError> {
     kube::Client::try_from(config).map_err(|error| ConnectionError::Client {
-        kubeconfig: conn.kubeconfig.clone(),
+        kubeconfig: conn.kubeconfig.clone().or_else(default_kubeconfig_file),
         error,
     })
 }
