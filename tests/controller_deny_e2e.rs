@@ -8,7 +8,6 @@ mod controller_support;
 use std::time::Duration;
 
 use controller_support::*;
-use tlsboot_harness::BootstrapTokenOptions;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deny_invalid_denies_with_reasons() {
@@ -23,33 +22,10 @@ async fn deny_invalid_denies_with_reasons() {
         &["--deny-invalid", "--leader-elect=false"],
     );
     d.wait_ready(Duration::from_secs(60));
-    let token = cp
-        .create_bootstrap_token(&BootstrapTokenOptions::default())
-        .await
-        .unwrap();
-    let boot = cp
-        .bootstrap_kubeconfig(&token)
-        .await
-        .unwrap()
-        .client()
-        .unwrap();
+    let boot = bootstrap(cp).await.1.client().unwrap();
     let name = cp.unique_name("masters");
     let node = cp.unique_name("n");
-    let pem = csr_pem(
-        &format!("system:node:{node}"),
-        &["system:masters"],
-        &[],
-        true,
-        false,
-    );
-    create_csr(
-        boot,
-        &name,
-        &pem,
-        CLIENT_SIGNER,
-        &["digital signature", "client auth"],
-    )
-    .await;
+    create_client_csr(boot, &name, &node_client_pem(&node, "system:masters")).await;
     let csr = wait_csr(
         cp,
         &name,

@@ -8,9 +8,9 @@ mod controller_support;
 use std::time::Duration;
 
 use controller_support::*;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, PostParams};
-use tlsboot_harness::{BootstrapTokenOptions, ControlPlane, KubeletOptions, SimKubelet, Stage};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Subject};
+use kube::api::{Api, PostParams};
+use tlsboot_harness::{ControlPlane, KubeletOptions, SimKubelet, Stage};
 use tokio::sync::OnceCell;
 
 /// One daemon for this test binary (tests run concurrently and share it).
@@ -32,34 +32,10 @@ async fn setup() -> Option<(&'static ControlPlane, &'static Daemon)> {
     Some((cp, d))
 }
 
-fn bind(name: &str, role: &str, group: &str) -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: role.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "Group".into(),
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            name: group.into(),
-            ..Default::default()
-        }]),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kubelet_bootstraps_renews_and_its_serving_csr_waits_for_a_person() {
     let Some((cp, d)) = setup().await else { return };
-    let token = cp
-        .create_bootstrap_token(&BootstrapTokenOptions::default())
-        .await
-        .unwrap();
-    let boot = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let (token, boot) = bootstrap(cp).await;
     let mut opts = KubeletOptions::new(cp.unique_name("worker"));
     opts.stop_after = Stage::ClientCertRotated;
     opts.wait_for_serving = false;
@@ -142,21 +118,8 @@ async fn refused_csr_explains_itself_then_is_approved_once_rbac_is_fixed() {
     let joiner = cp.user_kubeconfig(&user, &[&group]).await.unwrap();
     let name = cp.unique_name("node-csr-refused");
     let node = cp.unique_name("node");
-    let pem = csr_pem(
-        &format!("system:node:{node}"),
-        &["system:nodes"],
-        &[],
-        true,
-        false,
-    );
-    create_csr(
-        joiner.client().unwrap(),
-        &name,
-        &pem,
-        CLIENT_SIGNER,
-        &["digital signature", "client auth"],
-    )
-    .await;
+    let pem = node_client_pem(&node, "system:nodes");
+    create_client_csr(joiner.client().unwrap(), &name, &pem).await;
 
     let event = wait_event(cp, &name, "NotAuthorized", Duration::from_secs(30), || {
         d.logs()
@@ -208,16 +171,7 @@ async fn refused_csr_explains_itself_then_is_approved_once_rbac_is_fixed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_client_csrs_are_never_approved() {
     let Some((cp, d)) = setup().await else { return };
-    let token = cp
-        .create_bootstrap_token(&BootstrapTokenOptions::default())
-        .await
-        .unwrap();
-    let boot = cp
-        .bootstrap_kubeconfig(&token)
-        .await
-        .unwrap()
-        .client()
-        .unwrap();
+    let boot = bootstrap(cp).await.1.client().unwrap();
     let n = cp.unique_name("bad");
     let cn = format!("system:node:{n}");
     let cases: Vec<(String, String, Vec<&str>)> = vec![
@@ -264,21 +218,10 @@ async fn invalid_client_csrs_are_never_approved() {
         .await
         .unwrap();
     let impostor = format!("{n}-other-node");
-    let pem = csr_pem(
-        &format!("system:node:{other}"),
-        &["system:nodes"],
-        &[],
-        true,
-        false,
-    );
+    let pem = node_client_pem(&other, "system:nodes");
     let api: Api<k8s_openapi::api::certificates::v1::CertificateSigningRequest> =
         Api::all(node1.client().unwrap());
-    let mut obj = create_csr_object(
-        &impostor,
-        &pem,
-        CLIENT_SIGNER,
-        &["digital signature", "client auth"],
-    );
+    let mut obj = create_csr_object(&impostor, &pem, CLIENT_SIGNER, CLIENT_USAGES);
     obj.metadata.name = Some(impostor.clone());
     let err = api.create(&PostParams::default(), &obj).await.unwrap_err();
     assert!(
@@ -307,14 +250,7 @@ async fn invalid_client_csrs_are_never_approved() {
         .user_kubeconfig(&group_member, &["system:nodes"])
         .await
         .unwrap();
-    create_csr(
-        member.client().unwrap(),
-        &impostor,
-        &pem,
-        CLIENT_SIGNER,
-        &["digital signature", "client auth"],
-    )
-    .await;
+    create_client_csr(member.client().unwrap(), &impostor, &pem).await;
 
     for (name, _, _) in &cases {
         let e = wait_event(cp, name, "InvalidRequest", Duration::from_secs(30), || {
@@ -347,11 +283,7 @@ async fn invalid_client_csrs_are_never_approved() {
 async fn metrics_and_health_report_what_happened() {
     let Some((cp, d)) = setup().await else { return };
     // Make at least one approval happen in this test itself.
-    let token = cp
-        .create_bootstrap_token(&BootstrapTokenOptions::default())
-        .await
-        .unwrap();
-    let boot = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let (_token, boot) = bootstrap(cp).await;
     let mut opts = KubeletOptions::new(cp.unique_name("metrics"));
     opts.stop_after = Stage::ClientCertIssued;
     SimKubelet::new(boot.config(), opts)

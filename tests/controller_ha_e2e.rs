@@ -8,14 +8,10 @@ mod controller_support;
 use std::time::{Duration, Instant};
 
 use controller_support::*;
-use tlsboot_harness::{BootstrapTokenOptions, ControlPlane, KubeletOptions, SimKubelet, Stage};
+use tlsboot_harness::{ControlPlane, KubeletOptions, SimKubelet, Stage};
 
 async fn join(cp: &ControlPlane, prefix: &str, logs: impl Fn() -> String) -> (String, Duration) {
-    let token = cp
-        .create_bootstrap_token(&BootstrapTokenOptions::default())
-        .await
-        .unwrap();
-    let boot = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let (_token, boot) = bootstrap(cp).await;
     let mut opts = KubeletOptions::new(cp.unique_name(prefix));
     opts.stop_after = Stage::ClientCertIssued;
     opts.certificate_timeout = Duration::from_secs(60);
@@ -46,8 +42,7 @@ async fn only_the_leader_writes_and_failover_is_prompt() {
     // Readiness does not depend on leadership: both become ready.
     a.wait_ready(Duration::from_secs(60));
     b.wait_ready(Duration::from_secs(60));
-    let leader = wait_leader(&[&a, &b], Duration::from_secs(30));
-    let standby = if leader.name == a.name { &b } else { &a };
+    let (leader, standby) = leader_and_standby(&a, &b, Duration::from_secs(30));
     let logs = || format!("{}\n---\n{}", a.logs(), b.logs());
 
     join(cp, "ha", logs).await;

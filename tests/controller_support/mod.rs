@@ -13,17 +13,22 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
 };
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
 };
-use tlsboot_harness::{ChildProcess, ControlPlane, UserKubeconfig};
+use tlsboot_harness::{
+    BootstrapToken, BootstrapTokenOptions, ChildProcess, ControlPlane, UserKubeconfig,
+};
 
 pub const NODECLIENT_MSG: &str =
     "Auto approving kubelet client certificate after SubjectAccessReview.";
 pub const SELFNODECLIENT_MSG: &str =
     "Auto approving self kubelet client certificate after SubjectAccessReview.";
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The usages a kubelet asks for in its client CSR.
+pub const CLIENT_USAGES: &[&str] = &["digital signature", "client auth"];
 
 pub async fn control_plane() -> Option<&'static ControlPlane> {
     ControlPlane::shared()
@@ -51,6 +56,37 @@ pub async fn daemon_identity(cp: &ControlPlane) -> UserKubeconfig {
     cp.service_account_kubeconfig("tlsboot-system", "tlsboot-controller")
         .await
         .unwrap()
+}
+
+/// A fresh bootstrap token (default options) and a kubeconfig authenticating with it.
+pub async fn bootstrap(cp: &ControlPlane) -> (BootstrapToken, UserKubeconfig) {
+    let token = cp
+        .create_bootstrap_token(&BootstrapTokenOptions::default())
+        .await
+        .unwrap();
+    let boot = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    (token, boot)
+}
+
+/// A ClusterRoleBinding `name` of ClusterRole `role` to Group `group`.
+pub fn bind(name: &str, role: &str, group: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "Group".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            name: group.into(),
+            ..Default::default()
+        }]),
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -159,6 +195,17 @@ pub fn wait_leader<'a>(daemons: &[&'a Daemon], timeout: Duration) -> &'a Daemon 
     }
 }
 
+/// Of two replicas, (the one leader, the other); see [`wait_leader`].
+pub fn leader_and_standby<'a>(
+    a: &'a Daemon,
+    b: &'a Daemon,
+    timeout: Duration,
+) -> (&'a Daemon, &'a Daemon) {
+    let leader = wait_leader(&[a, b], timeout);
+    let standby = if leader.name == a.name { b } else { a };
+    (leader, standby)
+}
+
 /// A PKCS#10 request made with rcgen (ECDSA P-256 like the kubelet).
 pub fn csr_pem(
     cn: &str,
@@ -187,6 +234,20 @@ pub fn csr_pem(
     }
     params.extended_key_usages = eku;
     params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+/// A kubelet client request for `node` (CN `system:node:<node>`) with organization `org`.
+pub fn node_client_pem(node: &str, org: &str) -> String {
+    csr_pem(&format!("system:node:{node}"), &[org], &[], true, false)
+}
+
+/// Creates a kubelet client CSR (signer and usages as the kubelet sends them) as `client`.
+pub async fn create_client_csr(
+    client: kube::Client,
+    name: &str,
+    pem: &str,
+) -> CertificateSigningRequest {
+    create_csr(client, name, pem, CLIENT_SIGNER, CLIENT_USAGES).await
 }
 
 pub async fn create_csr(
