@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use controller_support::*;
 use fault_support::*;
 use tlsboot_harness::Component;
-use tlsboot_harness::faultproxy::{FaultHandle, FaultProxy, Faults};
+use tlsboot_harness::faultproxy::{FaultHandle, Faults};
 
 fn outage() -> Duration {
     Duration::from_secs(
@@ -42,18 +42,20 @@ fn approvals_of(handle: &FaultHandle, names: &[String]) -> (Instant, Instant) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apiserver_and_etcd_killed_and_restarted() {
-    let Some(cp) = control_plane().await else {
+    let Some((cp, _proxy, handle, d)) = one_daemon_behind_proxy(
+        Faults::default(),
+        "fault-restart",
+        &["--leader-elect=false"],
+        Duration::from_secs(60),
+    )
+    .await
+    else {
         return;
     };
-    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
-    let handle = proxy.handle();
-    let d = daemon_via_proxy(cp, &proxy, "fault-restart", &["--leader-elect=false"]).await;
-    d.wait_ready(Duration::from_secs(60));
     let (token, boot) = bootstrap_token(cp).await;
     let n = nodes(45);
     let third = (n / 3).max(1);
     let mut valid = Vec::new();
-    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
 
     let wave = collect(spawn_joins(cp, &boot, "before", third), || d.logs()).await;
     valid.extend(wave.into_iter().map(|j| j.csr));
@@ -70,21 +72,8 @@ async fn apiserver_and_etcd_killed_and_restarted() {
         let mut pending = Vec::new();
         for _ in 0..third {
             let name = cp.unique_name(&format!("node-csr-{label}"));
-            let pem = csr_pem(
-                &format!("system:node:{}", cp.unique_name(label)),
-                &["system:nodes"],
-                &[],
-                true,
-                false,
-            );
-            create_csr(
-                client.clone(),
-                &name,
-                &pem,
-                CLIENT_SIGNER,
-                &["digital signature", "client auth"],
-            )
-            .await;
+            let pem = node_client_pem(&cp.unique_name(label), "system:nodes");
+            create_client_csr(client.clone(), &name, &pem).await;
             pending.push(name);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -148,9 +137,7 @@ async fn apiserver_and_etcd_killed_and_restarted() {
     let s = handle.stats();
     figure("restart", "nodes", valid.len());
     figure("restart", "upstream_errors_seen", s.upstream_errors);
-    figure("restart", "lost", lost);
-    figure("restart", "duplicates", dup);
-    figure("restart", "crashes", 0);
+    figure_tally("restart", lost, dup);
 
     // A single replica (no elector) must not wait for a lease task that does not exist.
     let termed = Instant::now();

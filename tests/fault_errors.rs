@@ -11,59 +11,42 @@
 mod controller_support;
 mod fault_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use controller_support::*;
 use fault_support::*;
-use tlsboot_harness::faultproxy::{FaultProxy, Faults};
+use tlsboot_harness::faultproxy::Faults;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_and_throttling_during_a_join() {
-    let Some(cp) = control_plane().await else {
+    let faults = Faults {
+        error_500: 0.2,
+        error_429: 0.1 / 0.8,
+        retry_after_secs: 1,
+        random_exempt: vec!["/leases/".into()],
+        ..Faults::default()
+    };
+    // Readiness needs the initial lists, themselves subject to the errors.
+    let Some((cp, _proxy, handle, d)) =
+        one_daemon_behind_proxy(faults, "fault-errors", &[], Duration::from_secs(90)).await
+    else {
         return;
     };
-    let proxy = FaultProxy::start(
-        cp,
-        Faults {
-            error_500: 0.2,
-            error_429: 0.1 / 0.8,
-            retry_after_secs: 1,
-            random_exempt: vec!["/leases/".into()],
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let handle = proxy.handle();
-    let d = daemon_via_proxy(cp, &proxy, "fault-errors", &[]).await;
-    // Readiness needs the initial lists, themselves subject to the errors.
-    d.wait_ready(Duration::from_secs(90));
 
     let n = nodes(60);
     let (_token, boot) = bootstrap_token(cp).await;
-    let started = Instant::now();
-    let set = spawn_joins(cp, &boot, "err", n);
-    let invalid = create_invalid(cp, &boot, 5).await;
-    let joined = collect(set, || d.logs()).await;
-    let wall = started.elapsed();
+    let (joined, invalid, wall) = join_with_invalid(cp, &boot, "err", n, 5, || d.logs()).await;
     assert_running(&d);
     // Give a slow invalid CSR time to be (wrongly) approved before checking.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let valid: Vec<String> = joined.iter().map(|j| j.csr.clone()).collect();
-    let (lost, dup) = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, &invalid).await;
-    assert_running(&d);
+    let (lost, dup) = assert_joins_exactly_once(cp, &handle, &joined, &invalid, &d).await;
     let s = handle.stats();
     let took: Vec<Duration> = joined.iter().map(|j| j.took).collect();
     figure("errors", "nodes", n);
     figure("errors", "requests", s.requests);
     figure("errors", "injected_500", s.injected_500);
     figure("errors", "injected_429", s.injected_429);
-    figure(
-        "errors",
-        "join_wall_s",
-        format!("{:.1}", wall.as_secs_f64()),
-    );
+    figure("errors", "join_wall_s", secs(wall));
     figure(
         "errors",
         "join_p50_s",
@@ -74,9 +57,7 @@ async fn errors_and_throttling_during_a_join() {
         "join_p99_s",
         format!("{:.2}", percentile(took, 0.99).as_secs_f64()),
     );
-    figure("errors", "lost", lost);
-    figure("errors", "duplicates", dup);
-    figure("errors", "crashes", 0);
+    figure_tally("errors", lost, dup);
     assert!(
         s.injected_500 > 0 && s.injected_429 > 0,
         "faults were injected: {s:?}"

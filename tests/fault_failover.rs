@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use controller_support::*;
 use fault_support::*;
-use tlsboot_harness::faultproxy::{FaultHandle, FaultProxy, Faults};
+use tlsboot_harness::faultproxy::{FaultHandle, Faults};
 
 /// Waits until `who` had `count` approvals accepted (the burst is under way).
 async fn wait_approvals(handle: &FaultHandle, who: &str, count: usize) {
@@ -35,16 +35,7 @@ async fn wait_approvals(handle: &FaultHandle, who: &str, count: usize) {
 /// (last write of `old`, first write of `new`) among accepted approvals.
 fn handover(handle: &FaultHandle, old: &str, new: &str) -> (Instant, Instant) {
     let approvals = handle.approvals_accepted();
-    let times = |who: &str| {
-        let mut v: Vec<Instant> = approvals
-            .values()
-            .flatten()
-            .filter(|w| w.identity == who)
-            .map(|w| w.at)
-            .collect();
-        v.sort();
-        v
-    };
+    let times = |who: &str| approval_times(&approvals, who);
     let old_last = *times(old).last().expect("old leader wrote");
     let new_first = *times(new).first().expect("new leader wrote");
     assert!(
@@ -56,21 +47,14 @@ fn handover(handle: &FaultHandle, old: &str, new: &str) -> (Instant, Instant) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_then_sigkill_of_the_leader_during_bursts() {
-    let Some(cp) = control_plane().await else {
+    let Some((cp, proxy, handle)) = behind_proxy(Faults::default()).await else {
         return;
     };
-    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
-    let handle = proxy.handle();
-    let a = daemon_via_proxy(cp, &proxy, "fo-a", &[]).await;
-    let b = daemon_via_proxy(cp, &proxy, "fo-b", &[]).await;
-    a.wait_ready(Duration::from_secs(60));
-    b.wait_ready(Duration::from_secs(60));
-    let first = wait_leader(&[&a, &b], Duration::from_secs(30));
-    let second = if first.name == a.name { &b } else { &a };
+    let (a, b) = two_daemons_via_proxy(cp, &proxy, "fo-a", "fo-b").await;
+    let (first, second) = leader_and_standby(&a, &b, Duration::from_secs(30));
     let (_token, boot) = bootstrap_token(cp).await;
     let n = nodes(60);
     let mut valid = Vec::new();
-    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
 
     // SIGTERM during a burst.
     let set = spawn_joins_over(cp, &boot, "term", n, Duration::from_secs(6));
@@ -141,7 +125,5 @@ async fn sigterm_then_sigkill_of_the_leader_during_bursts() {
     let (lost, dup) = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, &invalid).await;
     assert_running(&c);
     figure("failover", "nodes", valid.len());
-    figure("failover", "lost", lost);
-    figure("failover", "duplicates", dup);
-    figure("failover", "crashes", 0);
+    figure_tally("failover", lost, dup);
 }

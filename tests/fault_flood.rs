@@ -19,9 +19,9 @@ use controller_support::*;
 use fault_support::*;
 use futures::StreamExt as _;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, PostParams};
-use tlsboot_harness::faultproxy::{FaultProxy, Faults};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::{Api, PostParams};
+use tlsboot_harness::faultproxy::Faults;
 
 fn flood_size() -> usize {
     std::env::var("TLSBOOT_FAULT_FLOOD")
@@ -31,26 +31,8 @@ fn flood_size() -> usize {
 }
 
 async fn bind_group(cp: &tlsboot_harness::ControlPlane, group: &str, role: &str) {
-    let crb = ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(format!(
-                "{group}-{}",
-                role.rsplit(':').next().unwrap_or(role)
-            )),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: role.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "Group".into(),
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            name: group.into(),
-            ..Default::default()
-        }]),
-    };
+    let name = format!("{group}-{}", role.rsplit(':').next().unwrap_or(role));
+    let crb = bind(&name, role, group);
     Api::<ClusterRoleBinding>::all(cp.admin_client().unwrap())
         .create(&PostParams::default(), &crb)
         .await
@@ -69,22 +51,9 @@ async fn probe_split(
     client: kube::Client,
 ) -> (String, Duration, Duration) {
     let name = cp.unique_name("node-csr-probe");
-    let pem = csr_pem(
-        &format!("system:node:{}", cp.unique_name("probe")),
-        &["system:nodes"],
-        &[],
-        true,
-        false,
-    );
+    let pem = node_client_pem(&cp.unique_name("probe"), "system:nodes");
     let started = Instant::now();
-    create_csr(
-        client,
-        &name,
-        &pem,
-        CLIENT_SIGNER,
-        &["digital signature", "client auth"],
-    )
-    .await;
+    create_client_csr(client, &name, &pem).await;
     let create_took = started.elapsed();
     let api: Api<CertificateSigningRequest> = Api::all(cp.admin_client().unwrap());
     loop {
@@ -119,13 +88,16 @@ fn padded_csr(bytes: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap() {
-    let Some(cp) = control_plane().await else {
+    let Some((cp, _proxy, handle, d)) = one_daemon_behind_proxy(
+        Faults::default(),
+        "fault-flood",
+        &[],
+        Duration::from_secs(60),
+    )
+    .await
+    else {
         return;
     };
-    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
-    let handle = proxy.handle();
-    let d = daemon_via_proxy(cp, &proxy, "fault-flood", &[]).await;
-    d.wait_ready(Duration::from_secs(60));
     let pid = d.child.pid();
     let rss_start = rss_kb(pid).unwrap_or(0);
 
@@ -144,20 +116,8 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
     let good_client = kube::Client::try_from(good_boot).unwrap();
 
     let size = flood_size();
-    let invalid_pem = csr_pem(
-        &format!("system:node:{}", cp.unique_name("junk")),
-        &["not-system-nodes"],
-        &[],
-        true,
-        false,
-    );
-    let norbac_pem = csr_pem(
-        &format!("system:node:{}", cp.unique_name("norbac")),
-        &["system:nodes"],
-        &[],
-        true,
-        false,
-    );
+    let invalid_pem = node_client_pem(&cp.unique_name("junk"), "not-system-nodes");
+    let norbac_pem = node_client_pem(&cp.unique_name("norbac"), "system:nodes");
     let mut junk: Vec<(String, kube::Client, String)> = Vec::new();
     for i in 0..size {
         let name = cp.unique_name("node-csr-junk");
@@ -173,12 +133,7 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
         futures::stream::iter(junk)
             .for_each_concurrent(16, |(name, client, pem)| async move {
                 let api: Api<CertificateSigningRequest> = Api::all(client);
-                let csr = create_csr_object(
-                    &name,
-                    &pem,
-                    CLIENT_SIGNER,
-                    &["digital signature", "client auth"],
-                );
+                let csr = create_csr_object(&name, &pem, CLIENT_SIGNER, CLIENT_USAGES);
                 // Being throttled by the API server is fine for a flooder.
                 let _ = api.create(&PostParams::default(), &csr).await;
             })
@@ -240,12 +195,7 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
         ("garbage_4mib", garbage(4)),
     ] {
         let name = cp.unique_name("node-csr-huge");
-        let csr = create_csr_object(
-            &name,
-            &body,
-            CLIENT_SIGNER,
-            &["digital signature", "client auth"],
-        );
+        let csr = create_csr_object(&name, &body, CLIENT_SIGNER, CLIENT_USAGES);
         let started = Instant::now();
         let res = Api::<CertificateSigningRequest>::all(junk_client.clone())
             .create(&PostParams::default(), &csr)
@@ -291,11 +241,7 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
     let rss_end = rss_kb(pid).unwrap_or(0);
 
     figure("flood", "junk_csrs", size);
-    figure(
-        "flood",
-        "flood_create_s",
-        format!("{:.1}", flood_took.as_secs_f64()),
-    );
+    figure("flood", "flood_create_s", secs(flood_took));
     figure("flood", "probes", takes.len());
     figure(
         "flood",
@@ -320,9 +266,7 @@ async fn junk_flood_does_not_starve_valid_csrs_and_oversized_requests_are_cheap(
         *refused.entry((w.status, kind)).or_default() += 1;
     }
     figure("flood", "daemon_writes_refused", format!("{refused:?}"));
-    figure("flood", "lost", lost);
-    figure("flood", "duplicates", dup);
-    figure("flood", "crashes", 0);
+    figure_tally("flood", lost, dup);
     // Bounded: the cache holds ~size small CSRs; 256 MiB would mean a leak or a copy per retry.
     assert!(rss_peak < 256 * 1024, "daemon RSS {rss_peak} KiB");
 }

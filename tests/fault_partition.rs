@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use controller_support::*;
 use fault_support::*;
 
-use tlsboot_harness::faultproxy::{FaultProxy, Faults, HttpMethod as Method, IdentityFault};
+use tlsboot_harness::faultproxy::{Faults, HttpMethod as Method, IdentityFault};
 
 const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// A write fenced just before the deadline still needs to reach the proxy. The bound
@@ -25,17 +25,11 @@ const IN_TRANSIT: Duration = Duration::from_millis(250);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_partitioned_from_its_lease_stops_before_expiry() {
-    let Some(cp) = control_plane().await else {
+    let Some((cp, proxy, handle)) = behind_proxy(Faults::default()).await else {
         return;
     };
-    let proxy = FaultProxy::start(cp, Faults::default()).await.unwrap();
-    let handle = proxy.handle();
-    let a = daemon_via_proxy(cp, &proxy, "part-a", &[]).await;
-    let b = daemon_via_proxy(cp, &proxy, "part-b", &[]).await;
-    a.wait_ready(Duration::from_secs(60));
-    b.wait_ready(Duration::from_secs(60));
-    let leader = wait_leader(&[&a, &b], Duration::from_secs(30));
-    let standby = if leader.name == a.name { &b } else { &a };
+    let (a, b) = two_daemons_via_proxy(cp, &proxy, "part-a", "part-b").await;
+    let (leader, standby) = leader_and_standby(&a, &b, Duration::from_secs(30));
     let logs = || format!("{}\n---\n{}", a.logs(), b.logs());
 
     let (_token, boot) = bootstrap_token(cp).await;
@@ -69,18 +63,8 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
     let last_renew = *lease_ok(&leader.name).last().expect("the leader renewed");
     let fence = last_renew + RENEW_DEADLINE;
     let approvals = handle.approvals_accepted();
-    let by = |who: &str| {
-        let mut v: Vec<Instant> = approvals
-            .values()
-            .flatten()
-            .filter(|w| w.identity == who)
-            .map(|w| w.at)
-            .collect();
-        v.sort();
-        v
-    };
-    let old = by(&leader.name);
-    let new = by(&standby.name);
+    let old = approval_times(&approvals, &leader.name);
+    let new = approval_times(&approvals, &standby.name);
     let old_last = *old
         .last()
         .expect("the leader approved before the partition");
@@ -120,7 +104,6 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
     assert_running(standby);
     assert!(standby.is_leader());
 
-    let secs = |d: Duration| format!("{:.1}", d.as_secs_f64());
     figure("partition", "nodes", n);
     // Signed: negative = the last write arrived after the bound (still within IN_TRANSIT).
     let margin_ms = if fence >= old_last {
@@ -155,7 +138,5 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
         "lease_puts_refused",
         handle.stats().injected_identity,
     );
-    figure("partition", "lost", lost);
-    figure("partition", "duplicates", dup);
-    figure("partition", "crashes", 0);
+    figure_tally("partition", lost, dup);
 }

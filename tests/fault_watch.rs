@@ -9,27 +9,20 @@ mod fault_support;
 
 use std::time::{Duration, Instant};
 
-use controller_support::*;
 use fault_support::*;
-use tlsboot_harness::faultproxy::{FaultProxy, Faults};
+use tlsboot_harness::faultproxy::Faults;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_cuts_410_and_a_proxy_restart_during_a_join() {
-    let Some(cp) = control_plane().await else {
+    let faults = Faults {
+        watch_cut_every: Some(Duration::from_secs(2)),
+        ..Faults::default()
+    };
+    let Some((cp, _proxy, handle, d)) =
+        one_daemon_behind_proxy(faults, "fault-watch", &[], Duration::from_secs(60)).await
+    else {
         return;
     };
-    let proxy = FaultProxy::start(
-        cp,
-        Faults {
-            watch_cut_every: Some(Duration::from_secs(2)),
-            ..Faults::default()
-        },
-    )
-    .await
-    .unwrap();
-    let handle = proxy.handle();
-    let d = daemon_via_proxy(cp, &proxy, "fault-watch", &[]).await;
-    d.wait_ready(Duration::from_secs(60));
     let (_token, boot) = bootstrap_token(cp).await;
     let n = nodes(60);
     let third = (n / 3).max(1);
@@ -42,11 +35,7 @@ async fn watch_cuts_410_and_a_proxy_restart_during_a_join() {
         || d.logs(),
     )
     .await;
-    figure(
-        "watch",
-        "wave_cut_wall_s",
-        format!("{:.1}", started.elapsed().as_secs_f64()),
-    );
+    figure("watch", "wave_cut_wall_s", secs(started.elapsed()));
     valid.extend(wave.into_iter().map(|j| j.csr));
 
     // Wave 2: both signers' next watches get 410; the reflector must re-list.
@@ -56,11 +45,7 @@ async fn watch_cuts_410_and_a_proxy_restart_during_a_join() {
     // across that re-list.
     let set = spawn_joins_over(cp, &boot, "gone", third, Duration::from_secs(5));
     let wave = collect(set, || d.logs()).await;
-    figure(
-        "watch",
-        "wave_410_wall_s",
-        format!("{:.1}", started.elapsed().as_secs_f64()),
-    );
+    figure("watch", "wave_410_wall_s", secs(started.elapsed()));
     valid.extend(wave.into_iter().map(|j| j.csr));
     assert_eq!(handle.faults().gone_next_watches, 0, "the 410s were served");
 
@@ -72,16 +57,8 @@ async fn watch_cuts_410_and_a_proxy_restart_during_a_join() {
     handle.restart(Duration::from_secs(3));
     let wave = collect(set, || d.logs()).await;
     let last = wave.iter().map(|j| j.took).max().unwrap_or_default();
-    figure(
-        "watch",
-        "restart_wave_slowest_join_s",
-        format!("{:.1}", last.as_secs_f64()),
-    );
-    figure(
-        "watch",
-        "restart_to_wave_done_s",
-        format!("{:.1}", restarted.elapsed().as_secs_f64()),
-    );
+    figure("watch", "restart_wave_slowest_join_s", secs(last));
+    figure("watch", "restart_to_wave_done_s", secs(restarted.elapsed()));
     valid.extend(wave.into_iter().map(|j| j.csr));
     assert_running(&d);
 
@@ -94,9 +71,7 @@ async fn watch_cuts_410_and_a_proxy_restart_during_a_join() {
     figure("watch", "watches_cut", s.watches_cut);
     figure("watch", "watches_410", s.injected_410_watches);
     figure("watch", "connections_refused", s.refused_connections);
-    figure("watch", "lost", lost);
-    figure("watch", "duplicates", dup);
-    figure("watch", "crashes", 0);
+    figure_tally("watch", lost, dup);
     assert!(s.watches_cut > 0, "{s:?}");
     assert_eq!(s.injected_410_watches, 2, "{s:?}");
 }

@@ -9,10 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::controller_support::*;
-use tlsboot_harness::faultproxy::{FaultProxy, kubeconfig_token};
-use tlsboot_harness::{
-    BootstrapToken, BootstrapTokenOptions, ControlPlane, KubeletOptions, SimKubelet, Stage,
-};
+use tlsboot_harness::faultproxy::{FaultHandle, FaultProxy, Faults, kubeconfig_token};
+use tlsboot_harness::{BootstrapToken, ControlPlane, KubeletOptions, SimKubelet, Stage};
 
 /// Nodes per scenario: small for CI, `TLSBOOT_FAULT_NODES=500` for the long variant.
 pub fn nodes(default: usize) -> usize {
@@ -25,6 +23,58 @@ pub fn nodes(default: usize) -> usize {
 /// One line per measured figure, grep-able from the test output (`--nocapture`).
 pub fn figure(scenario: &str, key: &str, value: impl std::fmt::Display) {
     eprintln!("FIGURE {scenario} {key}={value}");
+}
+
+/// One decimal of seconds, as the figures give durations.
+pub fn secs(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64())
+}
+
+/// The figures every scenario ends with: CSRs lost, approved twice, and daemon crashes.
+pub fn figure_tally(scenario: &str, lost: usize, duplicates: usize) {
+    figure(scenario, "lost", lost);
+    figure(scenario, "duplicates", duplicates);
+    figure(scenario, "crashes", 0);
+}
+
+/// The shared control plane (`None`: skip, as [`control_plane`]) with a fault proxy
+/// injecting `faults` in front of its kube-apiserver. Keep the proxy bound: dropping it
+/// stops it.
+pub async fn behind_proxy(
+    faults: Faults,
+) -> Option<(&'static ControlPlane, FaultProxy, FaultHandle)> {
+    let cp = control_plane().await?;
+    let proxy = FaultProxy::start(cp, faults).await.unwrap();
+    let handle = proxy.handle();
+    Some((cp, proxy, handle))
+}
+
+/// [`behind_proxy`] plus one daemon `name` (flags `extra`) through the proxy, ready
+/// within `ready`.
+pub async fn one_daemon_behind_proxy(
+    faults: Faults,
+    name: &str,
+    extra: &[&str],
+    ready: Duration,
+) -> Option<(&'static ControlPlane, FaultProxy, FaultHandle, Daemon)> {
+    let (cp, proxy, handle) = behind_proxy(faults).await?;
+    let d = daemon_via_proxy(cp, &proxy, name, extra).await;
+    d.wait_ready(ready);
+    Some((cp, proxy, handle, d))
+}
+
+/// Two replicas `a` and `b` through `proxy`, both started, then both ready.
+pub async fn two_daemons_via_proxy(
+    cp: &ControlPlane,
+    proxy: &FaultProxy,
+    a: &str,
+    b: &str,
+) -> (Daemon, Daemon) {
+    let a = daemon_via_proxy(cp, proxy, a, &[]).await;
+    let b = daemon_via_proxy(cp, proxy, b, &[]).await;
+    a.wait_ready(Duration::from_secs(60));
+    b.wait_ready(Duration::from_secs(60));
+    (a, b)
 }
 
 /// A fresh ServiceAccount token for the daemon (each call mints a distinct token,
@@ -46,11 +96,7 @@ pub async fn daemon_via_proxy(
 }
 
 pub async fn bootstrap_token(cp: &ControlPlane) -> (BootstrapToken, kube::Config) {
-    let token = cp
-        .create_bootstrap_token(&BootstrapTokenOptions::default())
-        .await
-        .unwrap();
-    let boot = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let (token, boot) = bootstrap(cp).await;
     let config = boot.config();
     std::mem::forget(boot);
     (token, config)
@@ -107,6 +153,23 @@ pub fn spawn_joins_over(
     set
 }
 
+/// `n` kubelets (`prefix`) joining at once while `invalid` invalid CSRs are made:
+/// (the nodes that joined, the invalid CSRs' names, how long the joins took in all).
+pub async fn join_with_invalid(
+    cp: &'static ControlPlane,
+    boot: &kube::Config,
+    prefix: &str,
+    n: usize,
+    invalid: usize,
+    logs: impl Fn() -> String,
+) -> (Vec<Joined>, Vec<String>, Duration) {
+    let started = Instant::now();
+    let set = spawn_joins(cp, boot, prefix, n);
+    let invalid = create_invalid(cp, boot, invalid).await;
+    let joined = collect(set, logs).await;
+    (joined, invalid, started.elapsed())
+}
+
 pub async fn collect(
     mut set: tokio::task::JoinSet<Result<Joined, String>>,
     logs: impl Fn() -> String,
@@ -138,21 +201,8 @@ pub async fn create_invalid(cp: &ControlPlane, boot: &kube::Config, n: usize) ->
     for _ in 0..n {
         let name = cp.unique_name("node-csr-invalid");
         let node = cp.unique_name("bad");
-        let pem = csr_pem(
-            &format!("system:node:{node}"),
-            &["not-system-nodes"],
-            &[],
-            true,
-            false,
-        );
-        create_csr(
-            client.clone(),
-            &name,
-            &pem,
-            CLIENT_SIGNER,
-            &["digital signature", "client auth"],
-        )
-        .await;
+        let pem = node_client_pem(&node, "not-system-nodes");
+        create_client_csr(client.clone(), &name, &pem).await;
         names.push(name);
     }
     names
@@ -198,6 +248,36 @@ pub async fn assert_exactly_once(
     assert_eq!(lost, 0, "valid CSRs not approved exactly once");
     assert_eq!(duplicates, 0, "CSRs approved more than once");
     (lost, duplicates)
+}
+
+/// [`assert_exactly_once`] for the CSRs of `joined` and `invalid`, by the approvals
+/// `handle` saw accepted; then `d` must still be running.
+pub async fn assert_joins_exactly_once(
+    cp: &ControlPlane,
+    handle: &FaultHandle,
+    joined: &[Joined],
+    invalid: &[String],
+    d: &Daemon,
+) -> (usize, usize) {
+    let valid: Vec<String> = joined.iter().map(|j| j.csr.clone()).collect();
+    let tally = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, invalid).await;
+    assert_running(d);
+    tally
+}
+
+/// When the accepted approvals among `approvals` written by `who` reached the proxy, in order.
+pub fn approval_times(
+    approvals: &HashMap<String, Vec<tlsboot_harness::faultproxy::WriteRecord>>,
+    who: &str,
+) -> Vec<Instant> {
+    let mut v: Vec<Instant> = approvals
+        .values()
+        .flatten()
+        .filter(|w| w.identity == who)
+        .map(|w| w.at)
+        .collect();
+    v.sort();
+    v
 }
 
 pub fn assert_running(d: &Daemon) {
