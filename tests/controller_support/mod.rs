@@ -3,6 +3,11 @@
 //! plane, plus CSRs crafted with rcgen.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod shared;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use shared::control_plane;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
@@ -29,12 +34,6 @@ pub const SELFNODECLIENT_MSG: &str =
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// The usages a kubelet asks for in its client CSR.
 pub const CLIENT_USAGES: &[&str] = &["digital signature", "client auth"];
-
-pub async fn control_plane() -> Option<&'static ControlPlane> {
-    ControlPlane::shared()
-        .await
-        .expect("the real control plane must start")
-}
 
 /// Applies the daemon's RBAC exactly as shipped and returns a kubeconfig for its
 /// ServiceAccount: the daemon then proves the ClusterRole is sufficient.

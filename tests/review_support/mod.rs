@@ -2,6 +2,12 @@
 //! API (as the node itself where the API allows it), and runs of the real `tlsboot` and `kubectl`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../controller_support/shared.rs"]
+mod shared;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use shared::{Run, control_plane};
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
@@ -19,40 +25,6 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use tlsboot_harness::{ControlPlane, UserKubeconfig};
 
 pub const SERVING: &str = "kubernetes.io/kubelet-serving";
-
-pub async fn control_plane() -> Option<&'static ControlPlane> {
-    ControlPlane::shared()
-        .await
-        .expect("the real control plane must start")
-}
-
-/// What one run of a binary did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed:\n{self:#?}");
-        self
-    }
-
-    pub fn failed(self) -> Run {
-        assert_ne!(self.code, 0, "expected a failure:\n{self:#?}");
-        self
-    }
-
-    fn from(out: std::process::Output) -> Run {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
 
 /// The real `tlsboot` binary with `kubeconfig` and nothing inherited that could change it.
 pub fn tlsboot_command(kubeconfig: &Path) -> Command {

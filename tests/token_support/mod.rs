@@ -2,6 +2,12 @@
 //! binary against the real control plane and look at what it printed.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../controller_support/shared.rs"]
+mod shared;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use shared::{Run, control_plane};
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -9,39 +15,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use tlsboot_harness::{BootstrapToken, ControlPlane, Error, whoami};
-
-/// The shared control plane of this test binary, or `None` (skip, loudly) when the
-/// binaries are missing outside CI.
-pub async fn control_plane() -> Option<&'static ControlPlane> {
-    ControlPlane::shared()
-        .await
-        .expect("the real control plane must start")
-}
-
-/// What one `tlsboot` run did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Panics with everything printed unless the run succeeded.
-    pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "tlsboot failed:\n{self:#?}");
-        self
-    }
-
-    /// The `error: …` line `main` prints, without the prefix.
-    pub fn error(&self) -> &str {
-        assert_ne!(self.code, 0, "expected a failure:\n{self:#?}");
-        self.stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("error: "))
-            .unwrap_or_else(|| panic!("no `error:` line:\n{self:#?}"))
-    }
-}
 
 /// `tlsboot --kubeconfig <kubeconfig> <args…>`.
 pub fn tlsboot_with(kubeconfig: &Path, args: &[&str]) -> Run {
@@ -54,11 +27,7 @@ pub fn tlsboot_with(kubeconfig: &Path, args: &[&str]) -> Run {
         .env_remove("RUST_LOG")
         .output()
         .expect("run tlsboot");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// `tlsboot` as the cluster admin.
