@@ -61,26 +61,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", error_line(&err));
+            // The whole chain ("reading a.yaml: No such file…"): what people act on.
+            eprintln!("error: {}", tlsboot::cluster::chain_text(err.as_ref()));
             ExitCode::from(1)
         }
     }
-}
-
-/// The whole chain ("reading a.yaml: No such file…"): what people act on. Many of our errors
-/// already quote their cause in their message, so a cause whose text is already there is skipped
-/// (anyhow's `{:#}` would print it again).
-fn error_line(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }

@@ -562,6 +562,18 @@ fn kubeconfig(
     )
 }
 
+/// A kubeconfig for https://127.0.0.1:1 (nothing listens there) whose self-signed `cert` is both
+/// the CA and the client certificate, with `key` as the client key PEM.
+fn kubeconfig_for_port_1(cert: &str, key: &str) -> String {
+    kubeconfig(
+        "https://127.0.0.1:1",
+        "ctx",
+        "c",
+        &base64(cert.as_bytes()),
+        (&base64(cert.as_bytes()), &base64(key.as_bytes())),
+    )
+}
+
 #[test]
 fn broken_kubeconfigs_are_named_before_any_connection() {
     let d = Dir::new();
@@ -828,20 +840,7 @@ fn the_default_kubeconfig_is_checked_like_an_explicit_one() {
     );
     // A truncated client key in the default file fails before any connection, naming the user.
     let (cert, key) = cert_and_key();
-    std::fs::write(
-        &config,
-        kubeconfig(
-            "https://127.0.0.1:1",
-            "ctx",
-            "c",
-            &base64(cert.as_bytes()),
-            (
-                &base64(cert.as_bytes()),
-                &base64(truncated(&key).as_bytes()),
-            ),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, kubeconfig_for_port_1(&cert, &truncated(&key))).unwrap();
     let o = run_in(home.path(), &["list"], b"");
     assert_failed(
         &o,
@@ -902,16 +901,7 @@ fn kubeconfig_pointing_at_bad_files() {
 fn unreachable_server_is_said_plainly() {
     let d = Dir::new();
     let (ca, key) = cert_and_key();
-    let path = d.file(
-        "good",
-        kubeconfig(
-            "https://127.0.0.1:1",
-            "ctx",
-            "c",
-            &base64(ca.as_bytes()),
-            (&base64(ca.as_bytes()), &base64(key.as_bytes())),
-        ),
-    );
+    let path = d.file("good", kubeconfig_for_port_1(&ca, &key));
     let o = d.run(&["list", "--kubeconfig", &path]);
     no_panic(&o, "list");
     assert_eq!(o.code, 1);
@@ -939,16 +929,7 @@ fn unreachable_server_is_said_plainly() {
 fn token_create_ca_file() {
     let d = Dir::new();
     let (ca, key) = cert_and_key();
-    let kc = d.file(
-        "kc",
-        kubeconfig(
-            "https://127.0.0.1:1",
-            "ctx",
-            "c",
-            &base64(ca.as_bytes()),
-            (&base64(ca.as_bytes()), &base64(key.as_bytes())),
-        ),
-    );
+    let kc = d.file("kc", kubeconfig_for_port_1(&ca, &key));
     std::fs::create_dir(d.path("dir")).unwrap();
     let unusable = |p: &str| {
         format!("error: building the bootstrap kubeconfig: the CA from --ca-file {p} is unusable: ")

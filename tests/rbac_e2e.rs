@@ -5,8 +5,7 @@
 
 mod token_support;
 
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use token_support::*;
@@ -149,23 +148,7 @@ async fn apply_is_idempotent_narrowable_and_never_broad() {
     // refuses (rather than deleting someone's object) and leaves it as it is.
     let name = NAMES[1];
     api.delete(name, &Default::default()).await.unwrap();
-    let foreign = ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: "view".into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Group".into(),
-            name: "system:bootstrappers".into(),
-            namespace: None,
-        }]),
-    };
+    let foreign = tlsboot_harness::group_binding(name, "view", "system:bootstrappers");
     api.create(&PostParams::default(), &foreign).await.unwrap();
     let run = tlsboot(cp, &["rbac", "apply"]);
     assert_eq!(

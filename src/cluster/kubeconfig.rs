@@ -82,16 +82,6 @@ pub enum PemProblem {
     SeveralKeys,
 }
 
-/// Longest PEM label echoed back; a hostile one could be megabytes.
-const MAX_LABEL_ECHO: usize = 64;
-
-fn label_text(label: &str) -> String {
-    match label.char_indices().nth(MAX_LABEL_ECHO) {
-        Some((i, _)) => format!("{}…", label.get(..i).unwrap_or_default()),
-        None => label.to_owned(),
-    }
-}
-
 /// Checks that `data` holds complete, decodable PEM blocks of `kind` (text around the blocks is
 /// allowed, as `openssl x509 -text` output has it and TLS libraries skip it). Returns the number
 /// of blocks.
@@ -119,7 +109,7 @@ pub fn check_pem(data: &[u8], kind: PemKind) -> Result<usize, PemProblem> {
                 if !label_ok {
                     return Err(PemProblem::WrongLabel {
                         expected: kind.expected(),
-                        found: label_text(label),
+                        found: crate::policy::printable_label(label.as_bytes()),
                     });
                 }
                 open = Some((label.to_owned(), String::new()));
@@ -132,7 +122,7 @@ pub fn check_pem(data: &[u8], kind: PemKind) -> Result<usize, PemProblem> {
                     if end != label {
                         return Err(PemProblem::MismatchedEnd {
                             begin: label,
-                            end: label_text(end),
+                            end: crate::policy::printable_label(end.as_bytes()),
                         });
                     }
                     blocks += 1;

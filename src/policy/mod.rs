@@ -31,5 +31,5 @@ pub use kubelet_serving::{NodeAddress, SanMatch, compare_sans_with_node};
 pub use names::{
     canonical_ip, normalize_dns_name, reserved_dns_name, reserved_ip, validate_dns1123_subdomain,
 };
-pub use pem::{Base64Error, PemError, decode_base64};
+pub use pem::{Base64Error, PemError, decode_base64, printable_label};
 pub use upstream::{REASON_AUTO_APPROVED, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};

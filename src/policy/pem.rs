@@ -86,7 +86,8 @@ fn split_line(s: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn printable_label(label: &[u8]) -> String {
+/// `label` as text for a message, cut at [`MAX_LABEL_ECHO`] bytes.
+pub fn printable_label(label: &[u8]) -> String {
     let shown = label.get(..MAX_LABEL_ECHO).unwrap_or(label);
     let mut s = String::from_utf8_lossy(shown).into_owned();
     if label.len() > MAX_LABEL_ECHO {

@@ -230,25 +230,20 @@ async fn kubeconfig_target(
         None => kubeconfig::server_from_uri(&config.cluster_url.to_string()),
     };
     kubeconfig::check_server(&server)?;
+    let read_ca = |path: &std::path::PathBuf| {
+        crate::cluster::kubeconfig::read_pem_file(path).map_err(|error| TokenError::ReadFile {
+            what: "CA file",
+            path: path.clone(),
+            error,
+        })
+    };
     let (ca, source) = if let Some(path) = &args.ca_file {
-        let pem = crate::cluster::kubeconfig::read_pem_file(path).map_err(|error| {
-            TokenError::ReadFile {
-                what: "CA file",
-                path: path.clone(),
-                error,
-            }
-        })?;
+        let pem = read_ca(path)?;
         (pem, CaSource::File(path.clone()))
     } else if let Some(certs) = config.root_cert.as_ref().filter(|c| !c.is_empty()) {
         (kubeconfig::der_to_pem(certs), CaSource::Kubeconfig)
     } else if let Some(path) = &config.root_cert_file {
-        let pem = crate::cluster::kubeconfig::read_pem_file(path).map_err(|error| {
-            TokenError::ReadFile {
-                what: "CA file",
-                path: path.clone(),
-                error,
-            }
-        })?;
+        let pem = read_ca(path)?;
         (pem, CaSource::Kubeconfig)
     } else {
         (

@@ -18,7 +18,6 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
 };
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
@@ -68,25 +67,8 @@ pub async fn bootstrap(cp: &ControlPlane) -> (BootstrapToken, UserKubeconfig) {
 }
 
 /// A ClusterRoleBinding `name` of ClusterRole `role` to Group `group`.
-pub fn bind(name: &str, role: &str, group: &str) -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: role.into(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "Group".into(),
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            name: group.into(),
-            ..Default::default()
-        }]),
-    }
-}
+#[allow(unused_imports)]
+pub use tlsboot_harness::group_binding as bind;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

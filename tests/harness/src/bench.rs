@@ -298,23 +298,30 @@ fn is_issued(csr: &CertificateSigningRequest) -> bool {
         .is_some_and(|c| !c.0.is_empty())
 }
 
+/// Every object `api`'s watch applies (list and updates), for as long as it runs; watch errors
+/// are logged and retried by the watcher's backoff.
+fn applied<K>(api: Api<K>, what: &'static str) -> impl futures::Stream<Item = K> + Send
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .filter_map(move |r| {
+            futures::future::ready(match r {
+                Ok(obj) => Some(obj),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bench {what} watch error");
+                    None
+                }
+            })
+        })
+}
+
 /// One admin watch over all CSRs; records when each was first seen Approved and issued.
 async fn observe(api: Api<CertificateSigningRequest>, seen: SeenMap) {
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    loop {
-        let ev = match stream.try_next().await {
-            Ok(Some(ev)) => ev,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "bench observer watch error");
-                continue;
-            }
-        };
-        let (watcher::Event::Apply(csr) | watcher::Event::InitApply(csr)) = ev else {
-            continue;
-        };
+    let mut csrs = std::pin::pin!(applied(api, "observer"));
+    while let Some(csr) = csrs.next().await {
         let now = Instant::now();
         let Some(name) = csr.metadata.name.clone() else {
             continue;
@@ -338,21 +345,8 @@ async fn observe(api: Api<CertificateSigningRequest>, seen: SeenMap) {
 /// One admin watch over the Events tlsboot posts (namespace `default`); records when the
 /// AwaitingReview Event of each CSR was first seen.
 async fn observe_review_events(api: Api<Event>, seen: SeenMap) {
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    loop {
-        let ev = match stream.try_next().await {
-            Ok(Some(ev)) => ev,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "bench Event watch error");
-                continue;
-            }
-        };
-        let (watcher::Event::Apply(event) | watcher::Event::InitApply(event)) = ev else {
-            continue;
-        };
+    let mut events = std::pin::pin!(applied(api, "Event"));
+    while let Some(event) = events.next().await {
         let now = Instant::now();
         if event.reason.as_deref() != Some(AWAITING_REVIEW) {
             continue;

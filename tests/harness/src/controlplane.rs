@@ -822,28 +822,34 @@ async fn api_ready(client: &kube::Client) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A ClusterRoleBinding `name` of ClusterRole `role` to Group `group`: the only shape of
+/// binding TLS bootstrapping needs.
+pub fn group_binding(name: &str, role: &str, group: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Group".into(),
+            name: group.into(),
+            namespace: None,
+        }]),
+    }
+}
+
 /// Applies [`SEED_BINDINGS`] with `client` (idempotent, server-side apply).
 pub async fn apply_seed_rbac(client: &kube::Client) -> Result<()> {
     let api = Api::<ClusterRoleBinding>::all(client.clone());
     let ssa = PatchParams::apply("tlsboot-harness").force();
     for (name, role, group) in SEED_BINDINGS {
-        let crb = ClusterRoleBinding {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                ..ObjectMeta::default()
-            },
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: role.into(),
-            },
-            subjects: Some(vec![Subject {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "Group".into(),
-                name: group.into(),
-                namespace: None,
-            }]),
-        };
+        let crb = group_binding(name, role, group);
         api.patch(name, &ssa, &Patch::Apply(&crb)).await?;
     }
     Ok(())

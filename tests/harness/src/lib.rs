@@ -27,7 +27,7 @@ pub mod token;
 
 pub use binaries::{Binaries, binaries_for_tests, build_binaries, find_binaries, in_ci};
 pub use controlplane::{
-    Component, ControlPlane, Options, SEED_BINDINGS, StartupTimes, apply_seed_rbac,
+    Component, ControlPlane, Options, SEED_BINDINGS, StartupTimes, apply_seed_rbac, group_binding,
 };
 pub use error::{Error, Result};
 pub use kubeconfig::{Credential, UserKubeconfig};
