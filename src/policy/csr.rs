@@ -9,12 +9,14 @@ use super::pem::{self, PemError};
 use serde::Serialize;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::cri_attributes::ParsedCriAttribute;
+use x509_parser::asn1_rs::{BitString, Class};
+use x509_parser::cri_attributes::{ParsedCriAttribute, X509CriAttribute};
 use x509_parser::extensions::{GeneralName, ParsedExtension, X509Extension};
-use x509_parser::oid_registry::{self, Oid};
+use x509_parser::oid_registry::{self, OID_PKCS9_CHALLENGE_PASSWORD, Oid};
 use x509_parser::prelude::FromDer;
-use x509_parser::x509::{AlgorithmIdentifier, X509Name};
+use x509_parser::x509::{
+    AlgorithmIdentifier, AttributeTypeAndValue, SubjectPublicKeyInfo, X509Name, X509Version,
+};
 
 /// Largest `spec.request` we look at. A kubelet CSR is well under 1 KiB and an RSA-8192 request
 /// with a few SANs stays below 4 KiB; anything near this limit is not a kubelet. Refusing before
@@ -68,6 +70,10 @@ pub enum ParseError {
     DuplicateAttribute { oid: String },
     #[error("PKCS#10 attribute {oid} must have exactly one value, has {count}")]
     AttributeValueCount { oid: String, count: usize },
+    #[error(
+        "PKCS#10 attribute challengePassword (1.2.840.113549.1.9.7) is not accepted: nothing in Kubernetes reads it, and a CSR object is readable by everyone who may list CSRs"
+    )]
+    ChallengePassword,
     #[error("extension {oid} is requested more than once")]
     DuplicateExtension { oid: String },
     #[error("requested extension {oid} is malformed: {reason}")]
@@ -76,6 +82,19 @@ pub enum ParseError {
         "subject attribute {oid} is not a PrintableString, UTF8String, IA5String or NumericString"
     )]
     InvalidSubjectString { oid: String },
+    #[error("subject attribute {oid} is not a valid {string_type}: {reason}")]
+    SubjectStringContent {
+        oid: String,
+        string_type: &'static str,
+        reason: String,
+    },
+    #[error(
+        "subject attribute {oid} holds a value of type {value_type}; only string values are accepted in the subject"
+    )]
+    SubjectValueType {
+        oid: String,
+        value_type: &'static str,
+    },
     #[error("subjectAltName entry is malformed: {0}")]
     InvalidSan(String),
     #[error(
@@ -112,9 +131,13 @@ impl ParseError {
             Der(_) | Version(_) => stage::DER,
             DuplicateAttribute { .. }
             | AttributeValueCount { .. }
+            | ChallengePassword
             | DuplicateExtension { .. }
             | InvalidExtension { .. } => stage::ATTRIBUTES,
-            InvalidSubjectString { .. } | InvalidSan(_) => stage::SUBJECT_AND_SANS,
+            InvalidSubjectString { .. }
+            | SubjectStringContent { .. }
+            | SubjectValueType { .. }
+            | InvalidSan(_) => stage::SUBJECT_AND_SANS,
             UnsupportedKeyAlgorithm { .. }
             | UnsupportedCurve { .. }
             | RsaKeyTooSmall { .. }
@@ -229,11 +252,25 @@ fn der_err(what: &str, e: der::DerError) -> ParseError {
     ParseError::Der(format!("{what}: {e}"))
 }
 
-/// What the independent DER walk found; x509-parser's view is checked against it.
+/// What the independent DER walk found: every element of the request, framed exactly. x509-parser
+/// then reads each one from exactly these bytes.
 struct Shape<'a> {
     tbs: &'a [u8],
-    /// (OID content bytes, number of values) per attribute, in order.
-    attributes: Vec<(&'a [u8], usize)>,
+    version: &'a [u8],
+    subject: &'a [u8],
+    spki: &'a [u8],
+    signature_algorithm: &'a [u8],
+    signature: &'a [u8],
+    attributes: Vec<ShapeAttribute<'a>>,
+}
+
+struct ShapeAttribute<'a> {
+    /// OID content bytes.
+    oid: &'a [u8],
+    /// Number of values in the attribute's SET.
+    values: usize,
+    /// The whole `Attribute` SEQUENCE.
+    raw: &'a [u8],
 }
 
 fn walk_shape(input: &[u8]) -> Result<Shape<'_>, ParseError> {
@@ -245,18 +282,18 @@ fn walk_shape(input: &[u8]) -> Result<Shape<'_>, ParseError> {
     }
     let (tbs, rest) = der::expect(outer.content, der::TAG_SEQUENCE)
         .map_err(|e| der_err("certificationRequestInfo", e))?;
-    let (_alg, rest) =
+    let (alg, rest) =
         der::expect(rest, der::TAG_SEQUENCE).map_err(|e| der_err("signatureAlgorithm", e))?;
     let sig = der::exactly_one(rest).map_err(|e| der_err("signature", e))?;
     if sig.tag != der::TAG_BIT_STRING {
         return Err(ParseError::Der("signature is not a BIT STRING".into()));
     }
 
-    let (_version, rest) =
+    let (version, rest) =
         der::expect(tbs.content, der::TAG_INTEGER).map_err(|e| der_err("version", e))?;
-    let (_subject, rest) =
+    let (subject, rest) =
         der::expect(rest, der::TAG_SEQUENCE).map_err(|e| der_err("subject", e))?;
-    let (_spki, rest) =
+    let (spki, rest) =
         der::expect(rest, der::TAG_SEQUENCE).map_err(|e| der_err("subjectPKInfo", e))?;
     let attrs = der::exactly_one(rest).map_err(|e| der_err("attributes", e))?;
     if attrs.tag != der::TAG_CONTEXT_0_CONSTRUCTED {
@@ -282,12 +319,37 @@ fn walk_shape(input: &[u8]) -> Result<Shape<'_>, ParseError> {
             value.map_err(|e| der_err("attribute value", e))?;
             count += 1;
         }
-        attributes.push((oid.content, count));
+        attributes.push(ShapeAttribute {
+            oid: oid.content,
+            values: count,
+            raw: attr.raw,
+        });
     }
     Ok(Shape {
         tbs: tbs.raw,
+        version: version.raw,
+        subject: subject.raw,
+        spki: spki.raw,
+        signature_algorithm: alg.raw,
+        signature: sig.raw,
         attributes,
     })
+}
+
+/// Reads `T` with x509-parser from exactly `bytes` (one element our walk framed).
+fn read_exactly<'a, T, E>(bytes: &'a [u8], what: &str) -> Result<T, ParseError>
+where
+    T: FromDer<'a, E>,
+    E: fmt::Debug,
+{
+    match T::from_der(bytes) {
+        Ok(([], value)) => Ok(value),
+        Ok((rest, _)) => Err(ParseError::Der(format!(
+            "{what}: {} unexpected byte(s) after it",
+            rest.len()
+        ))),
+        Err(e) => Err(ParseError::Der(format!("{what}: {e}"))),
+    }
 }
 
 fn oid_string(oid: &Oid<'_>) -> String {
@@ -300,39 +362,41 @@ fn oid_bytes_string(content: &[u8]) -> String {
 
 fn parse_der(der: &[u8]) -> Result<ParsedCsr, ParseError> {
     let shape = walk_shape(der)?;
-    let (rest, req) =
-        X509CertificationRequest::from_der(der).map_err(|e| ParseError::Der(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(ParseError::Der(format!(
-            "{} unexpected byte(s) after the request",
-            rest.len()
-        )));
+    // Piece by piece rather than X509CertificationRequest::from_der: x509-parser fails the
+    // whole request on a challengePassword it cannot read (an IA5String one, which Go ignores),
+    // and that attribute gets its own reason in the attributes stage, not a DER error.
+    let version: X509Version = read_exactly(shape.version, "version")?;
+    let subject: X509Name<'_> = read_exactly(shape.subject, "subject")?;
+    let spki: SubjectPublicKeyInfo<'_> = read_exactly(shape.spki, "subjectPKInfo")?;
+    let signature_algorithm: AlgorithmIdentifier<'_> =
+        read_exactly(shape.signature_algorithm, "signatureAlgorithm")?;
+    let signature_value: BitString<'_> = read_exactly(shape.signature, "signature")?;
+    let mut attributes = Vec::with_capacity(shape.attributes.len());
+    for attr in &shape.attributes {
+        if attr.oid != OID_PKCS9_CHALLENGE_PASSWORD.as_bytes() {
+            let parsed: X509CriAttribute<'_> = read_exactly(attr.raw, "attribute")?;
+            attributes.push(parsed);
+        }
     }
-    let info = &req.certification_request_info;
-    if info.raw != shape.tbs {
-        return Err(ParseError::Der(
-            "certificationRequestInfo framing is inconsistent".into(),
-        ));
-    }
-    if info.version.0 != 0 {
-        return Err(ParseError::Version(info.version.0.to_string()));
+    if version.0 != 0 {
+        return Err(ParseError::Version(version.0.to_string()));
     }
 
-    let extensions = check_attributes(&shape, info.attributes())?;
-    let (subject, common_names, organizations) = read_subject(&info.subject)?;
+    let extensions = check_attributes(&shape, &attributes)?;
+    let (subject, common_names, organizations) = read_subject(&subject)?;
     let mut sans = Sans::default();
     let mut requested_extensions = Vec::with_capacity(extensions.len());
     for ext in &extensions {
         requested_extensions.push(read_extension(ext, &mut sans)?);
     }
 
-    let key = read_public_key(&info.subject_pki)?;
-    let sig = signature_algorithm(&req.signature_algorithm, &key)?;
-    if req.signature_value.unused_bits != 0 {
+    let key = read_public_key(&spki)?;
+    let sig = self::signature_algorithm(&signature_algorithm, &key)?;
+    if signature_value.unused_bits != 0 {
         return Err(ParseError::BadSignature);
     }
     ring::signature::UnparsedPublicKey::new(sig.verify, key.bytes)
-        .verify(shape.tbs, &req.signature_value.data)
+        .verify(shape.tbs, &signature_value.data)
         .map_err(|_| ParseError::BadSignature)?;
 
     Ok(ParsedCsr {
@@ -350,7 +414,7 @@ fn parse_der(der: &[u8]) -> Result<ParsedCsr, ParseError> {
         attributes: shape
             .attributes
             .iter()
-            .map(|(oid, _)| oid_bytes_string(oid))
+            .map(|a| oid_bytes_string(a.oid))
             .collect(),
     })
 }
@@ -365,30 +429,39 @@ struct Sans {
     other: Vec<String>,
 }
 
-/// Enforces unique attributes with exactly one value each, and unique extension OIDs across the
-/// (single) extensionRequest. Returns the requested extensions.
+/// Enforces unique attributes with exactly one value each, no challengePassword, and unique
+/// extension OIDs across the (single) extensionRequest. Returns the requested extensions.
+/// `attributes` is x509-parser's reading of every attribute except a challengePassword.
 fn check_attributes<'a, 'b>(
     shape: &Shape<'_>,
-    attributes: &'b [x509_parser::cri_attributes::X509CriAttribute<'a>],
+    attributes: &'b [X509CriAttribute<'a>],
 ) -> Result<Vec<&'b X509Extension<'a>>, ParseError> {
-    if attributes.len() != shape.attributes.len() {
-        return Err(ParseError::Der(
-            "attribute list framing is inconsistent".into(),
-        ));
-    }
     // Sorted, not pairwise: a 64 KiB request can carry thousands of tiny attributes.
-    let mut oids: Vec<&[u8]> = shape.attributes.iter().map(|(oid, _)| *oid).collect();
+    let mut oids: Vec<&[u8]> = shape.attributes.iter().map(|a| a.oid).collect();
     oids.sort_unstable();
     if let Some(dup) = oids.windows(2).find(|w| w[0] == w[1]) {
         return Err(ParseError::DuplicateAttribute {
             oid: oid_bytes_string(dup[0]),
         });
     }
-    if let Some(&(oid, count)) = shape.attributes.iter().find(|(_, count)| *count != 1) {
+    if let Some(a) = shape.attributes.iter().find(|a| a.values != 1) {
         return Err(ParseError::AttributeValueCount {
-            oid: oid_bytes_string(oid),
-            count,
+            oid: oid_bytes_string(a.oid),
+            count: a.values,
         });
+    }
+    // Refused whatever its string type, see docs/security.md.
+    if shape
+        .attributes
+        .iter()
+        .any(|a| a.oid == OID_PKCS9_CHALLENGE_PASSWORD.as_bytes())
+    {
+        return Err(ParseError::ChallengePassword);
+    }
+    if attributes.len() != shape.attributes.len() {
+        return Err(ParseError::Der(
+            "attribute list framing is inconsistent".into(),
+        ));
     }
 
     let mut extensions: Vec<&X509Extension<'a>> = Vec::new();
@@ -446,6 +519,67 @@ fn hex(bytes: &[u8]) -> String {
 
 type Subject = (String, Vec<String>, Vec<String>);
 
+/// What a subject attribute value is, judged the way Go's `encoding/asn1` decodes it into an
+/// `any` when kube-apiserver parses a CSR (`asn1.Unmarshal` into `pkix.RDNSequence`).
+enum SubjectValue<'a> {
+    /// One of the four string types x509-parser reads, with content Go accepts.
+    Text(&'a str),
+    /// A value Go decodes without any check (T61String, OCTET STRING, a type Go does not know,
+    /// a constructed or non-universal value) or a BMPString Go accepts: shown in hex.
+    Opaque,
+}
+
+fn subject_value<'a>(atv: &AttributeTypeAndValue<'a>) -> Result<SubjectValue<'a>, ParseError> {
+    let value = atv.attr_value();
+    let oid = || oid_string(atv.attr_type());
+    if value.class() != Class::Universal || value.header.constructed() {
+        return Ok(SubjectValue::Opaque);
+    }
+    let tag = u8::try_from(value.tag().0).unwrap_or(u8::MAX);
+    if let Some(ty) = der::StringType::from_tag(tag) {
+        der::check_go_string(ty, value.data).map_err(|e| ParseError::SubjectStringContent {
+            oid: oid(),
+            string_type: ty.name(),
+            reason: e.to_string(),
+        })?;
+        return Ok(match ty {
+            der::StringType::Utf8
+            | der::StringType::Numeric
+            | der::StringType::Printable
+            | der::StringType::Ia5 => match std::str::from_utf8(value.data) {
+                Ok(s) => SubjectValue::Text(s),
+                // Unreachable after the Go check (ASCII or valid UTF-8); refuse, never guess.
+                Err(_) => {
+                    return Err(ParseError::SubjectStringContent {
+                        oid: oid(),
+                        string_type: ty.name(),
+                        reason: "not UTF-8".into(),
+                    });
+                }
+            },
+            der::StringType::T61 | der::StringType::Bmp => SubjectValue::Opaque,
+        });
+    }
+    // Types Go decodes and validates (and would refuse when malformed); rather than copy each
+    // of its parsers, tlsboot refuses them outright. No encoder puts them in a CSR subject.
+    let validated_by_go = match tag {
+        0x01 => Some("BOOLEAN"),
+        0x02 => Some("INTEGER"),
+        0x03 => Some("BIT STRING"),
+        0x06 => Some("OBJECT IDENTIFIER"),
+        0x17 => Some("UTCTime"),
+        0x18 => Some("GeneralizedTime"),
+        _ => None,
+    };
+    match validated_by_go {
+        Some(value_type) => Err(ParseError::SubjectValueType {
+            oid: oid(),
+            value_type,
+        }),
+        None => Ok(SubjectValue::Opaque),
+    }
+}
+
 fn read_subject(name: &X509Name<'_>) -> Result<Subject, ParseError> {
     let mut text = String::new();
     let mut cns = Vec::new();
@@ -461,16 +595,19 @@ fn read_subject(name: &X509Name<'_>) -> Result<Subject, ParseError> {
             let oid = atv.attr_type();
             let is_cn = *oid == oid_registry::OID_X509_COMMON_NAME;
             let is_o = *oid == oid_registry::OID_X509_ORGANIZATION_NAME;
-            let value = match atv.as_str() {
-                Ok(s) => Some(s),
-                // Go skips non-string values; for the two attributes policy reads, a value we
-                // cannot read as Go would is refused rather than skipped.
-                Err(_) if is_cn || is_o => {
+            // Every value is checked, not only CN and O: Go refuses the whole request when any
+            // subject value is malformed for its type.
+            let value = match subject_value(atv)? {
+                SubjectValue::Text(s) => Some(s),
+                // Go skips values that are not strings (and reads T61String and BMPString);
+                // for the two attributes policy reads, anything but the four string types is
+                // refused rather than skipped or decoded differently.
+                SubjectValue::Opaque if is_cn || is_o => {
                     return Err(ParseError::InvalidSubjectString {
                         oid: oid_string(oid),
                     });
                 }
-                Err(_) => None,
+                SubjectValue::Opaque => None,
             };
             match short_attr_name(oid) {
                 Some(n) => text.push_str(n),
@@ -506,6 +643,7 @@ fn read_extension(
         .map(str::to_owned);
     let summary = match ext.parsed_extension() {
         ParsedExtension::SubjectAlternativeName(san) => {
+            check_san_encoding(ext.value)?;
             for gn in &san.general_names {
                 read_general_name(gn, sans)?;
             }
@@ -544,11 +682,81 @@ fn read_extension(
     })
 }
 
+/// Go's `parseSANExtension` check for the three IA5String name types (`isIA5String`): every
+/// character ASCII. x509-parser accepts any UTF-8 there.
+fn ia5_san(kind: &str, value: &str) -> Result<String, ParseError> {
+    match der::check_go_string(der::StringType::Ia5, value.as_bytes()) {
+        Ok(()) => Ok(value.to_owned()),
+        Err(e) => Err(ParseError::InvalidSan(format!(
+            "{kind} is not an IA5String: {e}"
+        ))),
+    }
+}
+
+/// DER form of each GeneralName choice: `[1]`, `[2]`, `[6]` (IA5String), `[7]` (OCTET STRING)
+/// and `[8]` (OID) are primitive; `[0]`, `[3]`, `[4]` (explicit Name) and `[5]` are
+/// constructed. Go reads a name by its whole identifier octet (`tag ^ 0x80`), so it ignores a
+/// constructed `[2]`, while x509-parser reads it as a dNSName: refused, so both see the same
+/// names.
+fn check_san_encoding(value: &[u8]) -> Result<(), ParseError> {
+    let bad = |what: String| ParseError::InvalidSan(what);
+    let seq = der::exactly_one(value).map_err(|e| bad(e.to_string()))?;
+    if seq.tag != der::TAG_SEQUENCE {
+        return Err(bad("GeneralNames is not a SEQUENCE".into()));
+    }
+    for entry in Elements::new(seq.content) {
+        let entry = entry.map_err(|e| bad(e.to_string()))?;
+        let number = entry.tag & 0x1f;
+        let constructed = entry.tag & 0x20 != 0;
+        if entry.tag & 0xc0 != 0x80 {
+            return Err(bad(format!(
+                "entry with tag 0x{:02x} is not context-specific",
+                entry.tag
+            )));
+        }
+        let want_constructed = match number {
+            0 | 3 | 4 | 5 => true,
+            1 | 2 | 6 | 7 | 8 => false,
+            _ => {
+                return Err(bad(format!(
+                    "entry with tag [{number}] is not a GeneralName"
+                )));
+            }
+        };
+        if constructed != want_constructed {
+            return Err(bad(format!(
+                "entry [{number}] is {}; DER encodes it {}",
+                if constructed {
+                    "constructed"
+                } else {
+                    "primitive"
+                },
+                if want_constructed {
+                    "constructed"
+                } else {
+                    "primitive"
+                },
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn read_general_name(gn: &GeneralName<'_>, sans: &mut Sans) -> Result<(), ParseError> {
     match gn {
-        GeneralName::DNSName(s) => sans.dns.push((*s).to_owned()),
-        GeneralName::RFC822Name(s) => sans.email.push((*s).to_owned()),
-        GeneralName::URI(s) => sans.uri.push((*s).to_owned()),
+        GeneralName::DNSName(s) => sans.dns.push(ia5_san("dNSName", s)?),
+        GeneralName::RFC822Name(s) => sans.email.push(ia5_san("rfc822Name", s)?),
+        GeneralName::URI(s) => {
+            let uri = ia5_san("uniformResourceIdentifier", s)?;
+            // Go then runs url.Parse, whose first check is this one. The rest of its URL
+            // grammar is not copied: every URI SAN fails `no-uri-sans` for both signers anyway.
+            if let Some(offset) = uri.bytes().position(|b| b < 0x20 || b == 0x7f) {
+                return Err(ParseError::InvalidSan(format!(
+                    "uniformResourceIdentifier has a control character at offset {offset}"
+                )));
+            }
+            sans.uri.push(uri);
+        }
         GeneralName::IPAddress(bytes) => {
             let ip = if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
                 IpAddr::V4(Ipv4Addr::from(v4))
@@ -586,9 +794,7 @@ struct Key<'a> {
     bytes: &'a [u8],
 }
 
-fn read_public_key<'a>(
-    spki: &'a x509_parser::x509::SubjectPublicKeyInfo<'_>,
-) -> Result<Key<'a>, ParseError> {
+fn read_public_key<'a>(spki: &'a SubjectPublicKeyInfo<'_>) -> Result<Key<'a>, ParseError> {
     use oid_registry::*;
     let alg = &spki.algorithm;
     if spki.subject_public_key.unused_bits != 0 {

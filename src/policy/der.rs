@@ -23,6 +23,149 @@ pub(crate) const TAG_SET: u8 = 0x31;
 /// `[0]` constructed, context-specific: the PKCS#10 attributes.
 pub(crate) const TAG_CONTEXT_0_CONSTRUCTED: u8 = 0xa0;
 
+/// The ASN.1 string types a certificate request can carry, by universal tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StringType {
+    Utf8,
+    Numeric,
+    Printable,
+    T61,
+    Ia5,
+    Bmp,
+}
+
+impl StringType {
+    pub(crate) fn from_tag(tag: u8) -> Option<StringType> {
+        Some(match tag {
+            0x0c => StringType::Utf8,
+            0x12 => StringType::Numeric,
+            0x13 => StringType::Printable,
+            0x14 => StringType::T61,
+            0x16 => StringType::Ia5,
+            0x1e => StringType::Bmp,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            StringType::Utf8 => "UTF8String",
+            StringType::Numeric => "NumericString",
+            StringType::Printable => "PrintableString",
+            StringType::T61 => "T61String",
+            StringType::Ia5 => "IA5String",
+            StringType::Bmp => "BMPString",
+        }
+    }
+}
+
+/// A byte as a reason shows it: hex, plus the character when it is visible ASCII (the rest
+/// could be terminal control sequences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShownByte(pub u8);
+
+impl std::fmt::Display for ShownByte {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_ascii_graphic() {
+            write!(f, "0x{:02x} ({:?})", self.0, char::from(self.0))
+        } else {
+            write!(f, "0x{:02x}", self.0)
+        }
+    }
+}
+
+/// Why a string value's content is not what Go's `encoding/asn1` accepts for its type (the
+/// parser kube-apiserver runs on every CSR's subject at create time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StringError {
+    #[error(
+        "byte {byte} at offset {offset} is outside the PrintableString set (A-Z a-z 0-9, space and ' ( ) + , - . / : = ?, plus the * and & Go also allows)"
+    )]
+    NotPrintable { byte: ShownByte, offset: usize },
+    #[error("byte {byte} at offset {offset} is not a digit or a space")]
+    NotNumeric { byte: ShownByte, offset: usize },
+    #[error("byte {byte} at offset {offset} is not ASCII")]
+    NotAscii { byte: ShownByte, offset: usize },
+    #[error("the bytes from offset {offset} are not valid UTF-8")]
+    NotUtf8 { offset: usize },
+    #[error("its length, {0} bytes, is odd")]
+    BmpOddLength(usize),
+    #[error("code unit 0x{unit:04x} at offset {offset} is a surrogate or a noncharacter")]
+    BmpBadUnit { unit: u16, offset: usize },
+}
+
+fn first_bad(content: &[u8], ok: impl Fn(u8) -> bool) -> Option<(ShownByte, usize)> {
+    content
+        .iter()
+        .position(|&b| !ok(b))
+        .and_then(|offset| content.get(offset).map(|&b| (ShownByte(b), offset)))
+}
+
+/// Go's `isPrintable(b, allowAsterisk, allowAmpersand)` (encoding/asn1): the X.680
+/// PrintableString set plus `*` and `&`, which Go accepts because real certificates use them.
+pub(crate) fn is_go_printable(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b' ' | b'\'' | b'(' | b')' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'=' | b'?'
+        )
+        || b == b'*'
+        || b == b'&'
+}
+
+/// Checks a string value's content the way Go 1.26's `encoding/asn1` does when it decodes an
+/// `any` (every subject attribute value of a CSR): PrintableString [`is_go_printable`],
+/// NumericString digits and space, IA5String bytes below 0x80, UTF8String valid UTF-8,
+/// BMPString an even length without surrogates or noncharacters (after Go strips one trailing
+/// NUL), T61String anything (Go reads it as Latin-1).
+pub(crate) fn check_go_string(ty: StringType, content: &[u8]) -> Result<(), StringError> {
+    match ty {
+        StringType::Printable => match first_bad(content, is_go_printable) {
+            Some((byte, offset)) => Err(StringError::NotPrintable { byte, offset }),
+            None => Ok(()),
+        },
+        StringType::Numeric => match first_bad(content, |b| b.is_ascii_digit() || b == b' ') {
+            Some((byte, offset)) => Err(StringError::NotNumeric { byte, offset }),
+            None => Ok(()),
+        },
+        StringType::Ia5 => match first_bad(content, |b| b.is_ascii()) {
+            Some((byte, offset)) => Err(StringError::NotAscii { byte, offset }),
+            None => Ok(()),
+        },
+        StringType::Utf8 => {
+            std::str::from_utf8(content)
+                .map(|_| ())
+                .map_err(|e| StringError::NotUtf8 {
+                    offset: e.valid_up_to(),
+                })
+        }
+        StringType::Bmp => {
+            if !content.len().is_multiple_of(2) {
+                return Err(StringError::BmpOddLength(content.len()));
+            }
+            let body = content.strip_suffix(&[0, 0]).unwrap_or(content);
+            for (i, pair) in body.chunks_exact(2).enumerate() {
+                let &[hi, lo] = pair else {
+                    return Err(StringError::BmpOddLength(content.len()));
+                };
+                let unit = u16::from_be_bytes([hi, lo]);
+                if unit == 0xfffe
+                    || unit == 0xffff
+                    || (0xfdd0..=0xfdef).contains(&unit)
+                    || (0xd800..=0xdfff).contains(&unit)
+                {
+                    return Err(StringError::BmpBadUnit {
+                        unit,
+                        offset: i * 2,
+                    });
+                }
+            }
+            Ok(())
+        }
+        StringType::T61 => Ok(()),
+    }
+}
+
 /// Why the bytes are not the DER we expect. Kept small: callers wrap it with where it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum DerError {

@@ -1403,3 +1403,429 @@ fn worst_case_requests_under_the_size_limit_stay_cheap() {
         );
     }
 }
+
+// ---------------------------------------------------------------- Go-strict strings
+
+/// The PrintableString set of X.680 plus the `*` and `&` Go's `encoding/asn1` also accepts,
+/// spelled out rather than taken from the code under test.
+const GO_PRINTABLE: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?*&";
+const OID_OU: &str = "2.5.4.11";
+const OID_EMAIL: &str = "1.2.840.113549.1.9.1";
+const OID_CHALLENGE_PASSWORD: &str = "1.2.840.113549.1.9.7";
+
+/// A kubelet client request (`O=system:nodes, CN=system:node:worker-1`) with `extra` appended
+/// to its subject, each attribute in its own RDN, signed with a real P-256 key.
+fn client_request_with(key: &KeyPair, extra: &[(&str, Vec<u8>)]) -> String {
+    let mut attrs = vec![(OID_O, utf8(ORG_SYSTEM_NODES)), (OID_CN, utf8(NODE_USER))];
+    attrs.extend(extra.iter().cloned());
+    pem(&sign(key, tbs(0, name(&attrs), key, &[]), OID_ECDSA_SHA256))
+}
+
+/// A kubelet client request whose subject is exactly `attrs`.
+fn request_with_subject(key: &KeyPair, attrs: &[(&str, Vec<u8>)]) -> String {
+    pem(&sign(key, tbs(0, name(attrs), key, &[]), OID_ECDSA_SHA256))
+}
+
+fn subject_reason(oid: &str, string_type: &str) -> impl Fn(&str) -> bool {
+    let prefix = format!("subject attribute {oid} is not a valid {string_type}: ");
+    move |v: &str| v.starts_with(&prefix)
+}
+
+#[test]
+fn printable_string_accepts_exactly_gos_set() {
+    let key = p256();
+    // The kubelet's own subject as PrintableStrings: ':' and '-' are in the set.
+    let printable = |s: &[u8]| tlv(0x13, s);
+    let d = Spec::renewal().decide(request_with_subject(
+        &key,
+        &[
+            (OID_O, printable(ORG_SYSTEM_NODES.as_bytes())),
+            (OID_CN, printable(NODE_USER.as_bytes())),
+        ],
+    ));
+    assert_authorize(
+        &d,
+        &[SarSubresource::SelfNodeClient, SarSubresource::NodeClient],
+    );
+
+    // Every byte value, in an attribute policy does not otherwise read: the set decides alone.
+    for b in 0..=u8::MAX {
+        let value = [b'a', b, b'z'];
+        let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, printable(&value))]));
+        if GO_PRINTABLE.contains(&b) {
+            assert_eq!(
+                d.verdict,
+                Verdict::Authorize,
+                "byte 0x{b:02x}: {:?}",
+                d.violations
+            );
+            let subject = d.parsed.unwrap().subject;
+            let shown = format!("OU={}", String::from_utf8(value.to_vec()).unwrap());
+            assert!(subject.ends_with(&shown), "{subject}");
+        } else {
+            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+                v.starts_with(&format!(
+                    "subject attribute 2.5.4.11 is not a valid PrintableString: byte 0x{b:02x}"
+                )) && v.contains("at offset 1 is outside the PrintableString set")
+            });
+        }
+    }
+    // In the CN too (x509-parser alone would read "system:node:worker_1" and pass it on).
+    for bad in [
+        "system:node:worker_1",
+        "system:node:worker@1",
+        "system:node:wörker",
+    ] {
+        let d = Spec::renewal().decide(request_with_subject(
+            &key,
+            &[
+                (OID_O, printable(ORG_SYSTEM_NODES.as_bytes())),
+                (OID_CN, printable(bad.as_bytes())),
+            ],
+        ));
+        assert_parse_reject(
+            &d,
+            stage::SUBJECT_AND_SANS,
+            subject_reason(OID_CN, "PrintableString"),
+        );
+    }
+}
+
+#[test]
+fn numeric_string_accepts_digits_and_space_only() {
+    let key = p256();
+    for b in 0..=u8::MAX {
+        let value = [b'1', b, b'2'];
+        let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, tlv(0x12, &value))]));
+        if b.is_ascii_digit() || b == b' ' {
+            assert_eq!(
+                d.verdict,
+                Verdict::Authorize,
+                "byte 0x{b:02x}: {:?}",
+                d.violations
+            );
+        } else {
+            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+                v == format!(
+                    "subject attribute 2.5.4.11 is not a valid NumericString: byte {} at offset 1 is not a digit or a space",
+                    if b.is_ascii_graphic() {
+                        format!("0x{b:02x} ({:?})", char::from(b))
+                    } else {
+                        format!("0x{b:02x}")
+                    }
+                )
+            });
+        }
+    }
+}
+
+#[test]
+fn ia5_string_accepts_ascii_only() {
+    let key = p256();
+    for b in 0..=u8::MAX {
+        let value = [b'a', b, b'@', b'b'];
+        let d =
+            Spec::renewal().decide(client_request_with(&key, &[(OID_EMAIL, tlv(0x16, &value))]));
+        if b < 0x80 {
+            assert_eq!(
+                d.verdict,
+                Verdict::Authorize,
+                "byte 0x{b:02x}: {:?}",
+                d.violations
+            );
+        } else {
+            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+                v == format!(
+                    "subject attribute {OID_EMAIL} is not a valid IA5String: byte 0x{b:02x} at offset 1 is not ASCII"
+                )
+            });
+        }
+    }
+    // Valid UTF-8 that is not ASCII: x509-parser reads it, Go refuses it.
+    let d = Spec::renewal().decide(request_with_subject(
+        &key,
+        &[
+            (OID_O, tlv(0x16, ORG_SYSTEM_NODES.as_bytes())),
+            (OID_CN, tlv(0x16, "system:node:wörker".as_bytes())),
+        ],
+    ));
+    assert_parse_reject(
+        &d,
+        stage::SUBJECT_AND_SANS,
+        subject_reason(OID_CN, "IA5String"),
+    );
+    // The kubelet's subject as IA5Strings is fine.
+    let d = Spec::renewal().decide(request_with_subject(
+        &key,
+        &[
+            (OID_O, tlv(0x16, ORG_SYSTEM_NODES.as_bytes())),
+            (OID_CN, tlv(0x16, NODE_USER.as_bytes())),
+        ],
+    ));
+    assert_authorize(
+        &d,
+        &[SarSubresource::SelfNodeClient, SarSubresource::NodeClient],
+    );
+}
+
+#[test]
+fn utf8_string_must_be_valid_utf8() {
+    let key = p256();
+    let ok = "wörker ✓ 𝄞 \u{0}";
+    let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, utf8(ok))]));
+    assert_eq!(d.verdict, Verdict::Authorize, "{:?}", d.violations);
+    assert!(d.parsed.unwrap().subject.ends_with(ok));
+    for (bad, offset) in [
+        (&b"ab\x80"[..], 2),      // lone continuation byte
+        (b"\xc0\xaf", 0),         // overlong '/'
+        (b"a\xed\xa0\x80", 1),    // UTF-16 surrogate D800
+        (b"\xf4\x90\x80\x80", 0), // above U+10FFFF
+        (b"ab\xe2\x82", 2),       // truncated sequence
+        (b"\xff", 0),
+    ] {
+        for attr in [OID_OU, OID_CN] {
+            let d = Spec::renewal().decide(request_with_subject(
+                &key,
+                &[(OID_O, utf8(ORG_SYSTEM_NODES)), (attr, tlv(0x0c, bad))],
+            ));
+            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+                v == format!(
+                    "subject attribute {attr} is not a valid UTF8String: the bytes from offset {offset} are not valid UTF-8"
+                )
+            });
+        }
+    }
+}
+
+#[test]
+fn bmp_and_t61_strings_are_checked_like_go_and_never_read_as_cn_or_o() {
+    let key = p256();
+    // Outside CN and O they are shown in hex, as before; Go's BMPString checks still apply.
+    for ok in [&b"\0w\0x"[..], b"\0w\0x\0\0", b"", b"\x4e\x2d"] {
+        let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, tlv(0x1e, ok))]));
+        assert_eq!(d.verdict, Verdict::Authorize, "{ok:?}: {:?}", d.violations);
+    }
+    for (bad, reason) in [
+        (&b"\0w\0"[..], "its length, 3 bytes, is odd"),
+        (
+            b"\0w\xd8\x00",
+            "code unit 0xd800 at offset 2 is a surrogate or a noncharacter",
+        ),
+        (
+            b"\xdf\xff",
+            "code unit 0xdfff at offset 0 is a surrogate or a noncharacter",
+        ),
+        (
+            b"\xff\xfe",
+            "code unit 0xfffe at offset 0 is a surrogate or a noncharacter",
+        ),
+        (
+            b"\xff\xff",
+            "code unit 0xffff at offset 0 is a surrogate or a noncharacter",
+        ),
+        (
+            b"\xfd\xd0",
+            "code unit 0xfdd0 at offset 0 is a surrogate or a noncharacter",
+        ),
+        (
+            b"\xfd\xef",
+            "code unit 0xfdef at offset 0 is a surrogate or a noncharacter",
+        ),
+    ] {
+        let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, tlv(0x1e, bad))]));
+        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            v == format!("subject attribute 2.5.4.11 is not a valid BMPString: {reason}")
+        });
+    }
+    // Go reads T61String as Latin-1 without any check; so does tlsboot outside CN and O.
+    let d = Spec::renewal().decide(client_request_with(
+        &key,
+        &[(OID_OU, tlv(0x14, b"\xe9\x00\x1b"))],
+    ));
+    assert_eq!(d.verdict, Verdict::Authorize, "{:?}", d.violations);
+    // As the CN or O: refused by type, valid content or not.
+    for (tag, content) in [
+        (0x14u8, NODE_USER.as_bytes().to_vec()),
+        (0x1e, NODE_USER.bytes().flat_map(|b| [0, b]).collect()),
+    ] {
+        for attr in [OID_CN, OID_O] {
+            let mut attrs = vec![(OID_O, utf8(ORG_SYSTEM_NODES)), (OID_CN, utf8(NODE_USER))];
+            attrs.retain(|(o, _)| *o != attr);
+            attrs.push((attr, tlv(tag, &content)));
+            let d = Spec::renewal().decide(request_with_subject(&key, &attrs));
+            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+                v == format!(
+                    "subject attribute {attr} is not a PrintableString, UTF8String, IA5String or NumericString"
+                )
+            });
+        }
+    }
+}
+
+#[test]
+fn non_string_subject_values_go_validates_are_refused() {
+    let key = p256();
+    for (value, type_name) in [
+        (tlv(0x01, &[0xff]), "BOOLEAN"),
+        (tlv(0x02, &[0x00, 0x01]), "INTEGER"), // not even minimal: Go would refuse it
+        (tlv(0x03, &[0x00, 0x01]), "BIT STRING"),
+        (oid("1.2.3"), "OBJECT IDENTIFIER"),
+        (tlv(0x17, b"300101000000Z"), "UTCTime"),
+        (tlv(0x18, b"20300101000000Z"), "GeneralizedTime"),
+    ] {
+        let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, value)]));
+        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            v == format!(
+                "subject attribute 2.5.4.11 holds a value of type {type_name}; only string values are accepted in the subject"
+            )
+        });
+    }
+    // Values Go leaves alone (no check, value nil or bytes) stay accepted outside CN and O.
+    for value in [
+        tlv(0x04, b"\x00\xff"),
+        tlv(0x05, &[]),
+        seq(&[utf8("x")]),
+        tlv(0x80, b"anything"),
+    ] {
+        let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, value.clone())]));
+        assert_eq!(
+            d.verdict,
+            Verdict::Authorize,
+            "{value:02x?}: {:?}",
+            d.violations
+        );
+    }
+}
+
+#[test]
+fn san_names_must_be_ia5_strings_like_go() {
+    let key = p256();
+    let serving = |names: &[Vec<u8>]| {
+        let t = tbs(
+            0,
+            node_subject(),
+            &key,
+            &[extension_request(&[san_extension(names)])],
+        );
+        Spec::serving().decide(pem(&sign(&key, t, OID_ECDSA_SHA256)))
+    };
+    // Any ASCII passes the parse in a dNSName or rfc822Name, control characters included
+    // (Go's isIA5String is all it checks), and the serving checks then judge the names.
+    let d = serving(&[
+        tlv(0x82, b"worker-1\x01"),
+        tlv(0x81, b"a\x01@b"),
+        tlv(0x86, b"spiffe://x/~"),
+    ]);
+    let parsed = d.parsed.as_ref().unwrap();
+    assert_eq!(parsed.dns_names, ["worker-1\u{1}"]);
+    assert_eq!(parsed.email_addresses, ["a\u{1}@b"]);
+    assert_eq!(parsed.uris, ["spiffe://x/~"]);
+    // A URI goes through Go's url.Parse, which refuses control characters first of all.
+    for uri in [&b"spiffe://x\x7f"[..], b"spiffe://x\x00", b"\x1fspiffe://x"] {
+        let d = serving(&[dns_name("worker-1"), tlv(0x86, uri)]);
+        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            v.starts_with(
+                "subjectAltName entry is malformed: uniformResourceIdentifier has a control character at offset",
+            )
+        });
+    }
+    for (tag, kind) in [
+        (0x82u8, "dNSName"),
+        (0x81, "rfc822Name"),
+        (0x86, "uniformResourceIdentifier"),
+    ] {
+        // Valid UTF-8 that is not ASCII: x509-parser reads it, Go refuses it.
+        let d = serving(&[dns_name("worker-1"), tlv(tag, "wörker-1".as_bytes())]);
+        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            v == format!(
+                "subjectAltName entry is malformed: {kind} is not an IA5String: byte 0xc3 at offset 1 is not ASCII"
+            )
+        });
+        // Not UTF-8 at all: x509-parser already marks the entry invalid.
+        let d = serving(&[dns_name("worker-1"), tlv(tag, b"worker-\xff")]);
+        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            v == format!(
+                "subjectAltName entry is malformed: entry with tag [{}] does not decode",
+                tag & 0x1f
+            )
+        });
+    }
+}
+
+#[test]
+fn san_entries_must_use_their_der_form() {
+    let key = p256();
+    let serving = |names: &[Vec<u8>]| {
+        let t = tbs(
+            0,
+            node_subject(),
+            &key,
+            &[extension_request(&[san_extension(names)])],
+        );
+        Spec::serving().decide(pem(&sign(&key, t, OID_ECDSA_SHA256)))
+    };
+    // The only DNS name is a constructed [2]: Go ignores it (and would refuse the request for
+    // having no DNS or IP SAN); x509-parser reads its content as a name.
+    let d = serving(&[tlv(0xa2, &tlv(0x16, b"worker-1"))]);
+    assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        v == "subjectAltName entry is malformed: entry [2] is constructed; DER encodes it primitive"
+    });
+    for (entry, reason) in [
+        (
+            tlv(0xa7, &[10, 0, 0, 1]),
+            "entry [7] is constructed; DER encodes it primitive",
+        ),
+        (
+            tlv(0xa1, &tlv(0x16, b"a@b")),
+            "entry [1] is constructed; DER encodes it primitive",
+        ),
+        (
+            tlv(0xa6, &tlv(0x16, b"spiffe://x")),
+            "entry [6] is constructed; DER encodes it primitive",
+        ),
+        (
+            tlv(0x84, b"x"),
+            "entry [4] is primitive; DER encodes it constructed",
+        ),
+        (tlv(0x89, &[1]), "entry with tag [9] is not a GeneralName"),
+    ] {
+        let d = serving(&[dns_name("worker-1"), entry]);
+        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            v == format!("subjectAltName entry is malformed: {reason}")
+        });
+    }
+    // A universal-class entry: x509-parser already refuses the whole extension.
+    let d = serving(&[dns_name("worker-1"), tlv(0x02, &[1])]);
+    assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+        v.starts_with("requested extension 2.5.29.17 is malformed")
+    });
+}
+
+// ---------------------------------------------------------------- challengePassword
+
+#[test]
+fn challenge_password_is_refused_whatever_its_string_type() {
+    let key = p256();
+    for value in [
+        tlv(0x16, b"not-a-real-password"), // IA5String: Go ignores it, x509-parser cannot read it
+        tlv(0x13, b"not-a-real-password"),
+        utf8("not-a-real-password"),
+        tlv(0x16, b"\xff"), // not even a valid IA5String: Go never looks
+    ] {
+        let attr = seq(&[oid(OID_CHALLENGE_PASSWORD), set(&[value])]);
+        let t = tbs(0, node_subject(), &key, &[attr]);
+        let d = Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256)));
+        assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+            v.starts_with(
+                "PKCS#10 attribute challengePassword (1.2.840.113549.1.9.7) is not accepted",
+            )
+        });
+    }
+    // What a real client writes: OpenSSL's `[req_attributes] challengePassword` (UTF8String).
+    let d = Spec::renewal().decide(fixture("challenge-password.csr.pem"));
+    assert_parse_reject(&d, stage::ATTRIBUTES, |v| v.contains("challengePassword"));
+    // Every stage before it passed: the rest of the request is well-formed.
+    assert!(d.checks[..d.checks.len() - 1].iter().all(|c| c.passed));
+    assert!(!d.violations[0].contains("not-a-real-password"));
+}
