@@ -34,6 +34,10 @@ pub const TOKEN_PATTERN: &str = r"\A([a-z0-9]{6})\.([a-z0-9]{16})\z";
 pub const TOKEN_ID_PATTERN: &str = r"\A([a-z0-9]{6})\z";
 pub const GROUP_PATTERN: &str = r"\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\z";
 
+/// Lengths of the two halves of a token.
+pub const TOKEN_ID_LEN: usize = 6;
+pub const TOKEN_SECRET_LEN: usize = 16;
+
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// 252 = 7 × 36: bytes at or above it would make `b % 36` favour the first 4 characters.
 const REJECT_FROM: u8 = 252;
@@ -44,12 +48,12 @@ fn is_token_char(b: u8) -> bool {
 
 /// Matches `\A([a-z0-9]{6})\z`.
 pub fn is_valid_id(s: &str) -> bool {
-    s.len() == 6 && s.bytes().all(is_token_char)
+    s.len() == TOKEN_ID_LEN && s.bytes().all(is_token_char)
 }
 
 /// Matches `\A[a-z0-9]{16}\z` (the secret half).
 fn is_valid_secret(s: &str) -> bool {
-    s.len() == 16 && s.bytes().all(is_token_char)
+    s.len() == TOKEN_SECRET_LEN && s.bytes().all(is_token_char)
 }
 
 /// Matches `\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]\z`.
@@ -248,6 +252,26 @@ pub fn get_data(secret: &Secret, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A data value's bytes as stored (empty when the key is missing).
+fn raw_data<'a>(secret: &'a Secret, key: &str) -> &'a [u8] {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map_or(&[][..], |v| v.0.as_slice())
+}
+
+/// What is wrong with a token-id or token-secret value, described without any of its bytes.
+pub fn token_part_defect(key: &str, raw: &[u8], want_len: usize) -> Option<String> {
+    if raw.len() != want_len {
+        Some(format!("{key} is {} bytes, want {want_len}", raw.len()))
+    } else if !raw.iter().all(|&b| is_token_char(b)) {
+        Some(format!("{key} has bytes outside [a-z0-9]"))
+    } else {
+        None
+    }
+}
+
 /// `GetExpiration`: `None` when the token has no expiration, `Some(Err(()))` when it
 /// is unparseable (which counts as expired), else the instant.
 pub fn expiration(secret: &Secret) -> Option<Result<Rfc3339, ()>> {
@@ -292,32 +316,45 @@ pub struct StoredToken {
 }
 
 impl StoredToken {
-    /// `BootstrapTokenFromSecret`, with kubeadm's error strings.
+    /// `BootstrapTokenFromSecret`, with kubeadm's error strings where they repeat no token
+    /// bytes. kubeadm's messages for a malformed token-id or token-secret quote the value; a
+    /// malformed Secret can hold a real secret (a whole token pasted into one key, a secret one
+    /// character short), so these errors name the Secret and the defect only.
     pub fn from_secret(secret: &Secret) -> Result<StoredToken, String> {
         let name = secret.metadata.name.clone().unwrap_or_default();
-        let id = get_data(secret, KEY_TOKEN_ID);
-        if id.is_empty() {
+        let invalid = |defect: String| {
+            format!(
+                "bootstrap Token Secret {} is invalid: {defect}",
+                quote(&name)
+            )
+        };
+        let id_raw = raw_data(secret, KEY_TOKEN_ID);
+        if id_raw.is_empty() {
             return Err(format!(
                 "bootstrap Token Secret has no token-id data: {name}"
             ));
         }
-        let expected = secret_name(&id);
-        if name != expected {
-            return Err(format!(
-                "bootstrap token name is not of the form '{SECRET_PREFIX}(token-id)'. Actual: {}. Expected: {}",
-                quote(&name),
-                quote(&expected)
-            ));
+        if let Some(defect) = token_part_defect(KEY_TOKEN_ID, id_raw, TOKEN_ID_LEN) {
+            return Err(invalid(defect));
         }
-        let secret_part = get_data(secret, KEY_TOKEN_SECRET);
-        if secret_part.is_empty() {
+        let id = get_data(secret, KEY_TOKEN_ID);
+        if name != secret_name(&id) {
+            return Err(invalid(format!(
+                "its name is not {SECRET_PREFIX} followed by its token-id"
+            )));
+        }
+        let secret_raw = raw_data(secret, KEY_TOKEN_SECRET);
+        if secret_raw.is_empty() {
             return Err(format!(
                 "bootstrap Token Secret has no token-secret data: {name}"
             ));
         }
-        let token = TokenString::parse(&format!("{id}.{secret_part}")).map_err(|e| {
-            format!("bootstrap Token Secret is invalid and couldn't be parsed: {e}")
-        })?;
+        if let Some(defect) = token_part_defect(KEY_TOKEN_SECRET, secret_raw, TOKEN_SECRET_LEN) {
+            return Err(invalid(defect));
+        }
+        let secret_part = get_data(secret, KEY_TOKEN_SECRET);
+        let token = TokenString::parse(&format!("{id}.{secret_part}"))
+            .map_err(|_| invalid("token-id or token-secret is malformed".into()))?;
         let description = get_data(secret, KEY_DESCRIPTION);
         let expires = match expiration(secret) {
             None => None,
@@ -658,24 +695,11 @@ mod tests {
             "bootstrap Token Secret has no token-id data: bootstrap-token-abcdef"
         );
         assert_eq!(
-            e(&secret_with("my-token", &[("token-id", "abcdef")])),
-            r#"bootstrap token name is not of the form 'bootstrap-token-(token-id)'. Actual: "my-token". Expected: "bootstrap-token-abcdef""#
-        );
-        assert_eq!(
             e(&secret_with(
                 "bootstrap-token-abcdef",
                 &[("token-id", "abcdef")]
             )),
             "bootstrap Token Secret has no token-secret data: bootstrap-token-abcdef"
-        );
-        assert!(
-            e(&secret_with(
-                "bootstrap-token-abcdef",
-                &[("token-id", "abcdef"), ("token-secret", "short")]
-            ))
-            .starts_with(
-                "bootstrap Token Secret is invalid and couldn't be parsed: the bootstrap token "
-            )
         );
         assert!(
             e(&secret_with(
@@ -690,6 +714,96 @@ mod tests {
                 r#"can't parse expiration time of bootstrap token "bootstrap-token-abcdef": parsing time "tomorrow""#
             )
         );
+    }
+
+    /// kubeadm quotes a malformed token-id or token-secret in its errors (and the expected
+    /// Secret name, which holds the token-id); these errors never repeat any of those bytes.
+    #[test]
+    fn malformed_token_parts_are_described_without_their_bytes() {
+        let e = |s: &Secret| StoredToken::from_secret(s).err().unwrap_or_default();
+        type Data<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(&str, Data<'_>, &str); 8] = [
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"abcdef"),
+                    ("token-secret", b"leakmarkerabcde"),
+                ],
+                "token-secret is 15 bytes, want 16",
+            ),
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"abcdef"),
+                    ("token-secret", b"leakmarker0123456"),
+                ],
+                "token-secret is 17 bytes, want 16",
+            ),
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"abcdef"),
+                    ("token-secret", b"LEAKMARKER012345"),
+                ],
+                "token-secret has bytes outside [a-z0-9]",
+            ),
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"abcdef"),
+                    ("token-secret", b"leakmarker01234\xff"),
+                ],
+                "token-secret has bytes outside [a-z0-9]",
+            ),
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"abcdef.leakmarker012345"),
+                    ("token-secret", b"leakmarker012345"),
+                ],
+                "token-id is 23 bytes, want 6",
+            ),
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"LEAKMA"),
+                    ("token-secret", b"leakmarker012345"),
+                ],
+                "token-id has bytes outside [a-z0-9]",
+            ),
+            (
+                "my-token",
+                &[
+                    ("token-id", b"leakma"),
+                    ("token-secret", b"leakmarker012345"),
+                ],
+                "its name is not bootstrap-token- followed by its token-id",
+            ),
+            (
+                "bootstrap-token-abcdef",
+                &[
+                    ("token-id", b"leakma"),
+                    ("token-secret", b"leakmarker012345"),
+                ],
+                "its name is not bootstrap-token- followed by its token-id",
+            ),
+        ];
+        for (name, data, defect) in cases {
+            let secret = Secret {
+                data: Some(
+                    data.iter()
+                        .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                        .collect(),
+                ),
+                ..secret_with(name, &[])
+            };
+            let got = e(&secret);
+            assert_eq!(
+                got,
+                format!("bootstrap Token Secret \"{name}\" is invalid: {defect}")
+            );
+            assert!(!got.to_lowercase().contains("leakma"), "{got}");
+        }
     }
 
     #[test]

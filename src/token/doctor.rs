@@ -12,7 +12,8 @@ use kube::api::ListParams;
 use serde::Serialize;
 
 use super::bootstrap::{
-    Expiry, KEY_TOKEN_ID, NAMESPACE, SECRET_TYPE, authenticates, expiry, get_data, token_groups,
+    Expiry, KEY_TOKEN_ID, NAMESPACE, SECRET_TYPE, authenticates, expiry, get_data, is_valid_id,
+    secret_name, token_groups,
 };
 use super::error::{TokenError, describe_kube_error};
 use super::gocompat::{format_rfc3339_utc, short_human_duration};
@@ -214,12 +215,16 @@ fn approver_check(f: &Facts) -> Check {
 
 // --- tokens -----------------------------------------------------------------------
 
+/// How doctor names a token: its id when the Secret is well-formed (the id is no secret: it is
+/// the Secret's name), else the Secret's name. Never the bytes of a malformed token-id, which
+/// may be a secret pasted into the wrong key.
 fn token_id(s: &Secret) -> String {
+    let name = s.metadata.name.clone().unwrap_or_default();
     let id = get_data(s, KEY_TOKEN_ID);
-    if id.is_empty() {
-        s.metadata.name.clone().unwrap_or_default()
-    } else {
+    if is_valid_id(&id) && name == secret_name(&id) {
         id
+    } else {
+        format!("Secret {name}")
     }
 }
 
@@ -923,6 +928,33 @@ mod tests {
 
         f.tokens = Err("forbidden: secrets".into());
         assert_eq!(tokens_check(&f).status, Status::Fail);
+    }
+
+    /// An expired token Secret whose token-id is not an id (here a whole token pasted into it)
+    /// is named by its Secret, never by the token-id bytes.
+    #[test]
+    fn expired_malformed_tokens_are_named_by_their_secret() {
+        let mut f = healthy();
+        let mut pasted = token("abcdef", Some("2030-01-01T00:00:00Z"), &[]);
+        if let Some(data) = pasted.data.as_mut() {
+            data.insert(
+                KEY_TOKEN_ID.into(),
+                ByteString(b"abcdef.leakmarker012345".to_vec()),
+            );
+        }
+        f.tokens = Ok(vec![
+            pasted,
+            token("old123", Some("2030-01-01T00:00:00Z"), &[]),
+        ]);
+        let c = tokens_check(&f);
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.message
+                .contains("expired token(s) still present (Secret bootstrap-token-abcdef, old123)"),
+            "{}",
+            c.message
+        );
+        assert!(!c.message.contains("leakmarker"), "{}", c.message);
     }
 
     #[test]
