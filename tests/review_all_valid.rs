@@ -1,6 +1,7 @@
 //! `tlsboot approve --all-valid` against its own control plane (a separate test binary: it acts
 //! on every pending CSR, so no other test may share the queue): valid serving CSRs are approved,
-//! failing ones are skipped with their reasons, kubelet-client CSRs are never touched.
+//! failing ones are skipped with their reasons, so are ones with a check that could not be
+//! evaluated; kubelet-client CSRs are never touched.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod review_support;
@@ -33,6 +34,29 @@ async fn all_valid_approves_only_passing_serving_csrs() {
     .await;
     let listed = tlsboot(cp, &["list", "--signer", "kubelet-client"]).ok();
     assert_eq!(row(&listed.stdout, &client_csr).unwrap()[6], "ok");
+
+    // A reviewer who cannot read the API server's Service cannot evaluate no-service-identity
+    // for any CSR with an IP SAN: --all-valid approves nothing and says why for each.
+    let (_, kc) = reviewer(cp, Lacking::GetServices).await;
+    let run = tlsboot_with(kc.path(), &["approve", "--all-valid"]).ok();
+    assert_eq!(run.stdout, "", "{run:#?}");
+    for g in [&good1, &good2] {
+        assert!(
+            run.stderr.contains(&format!(
+                "skipped {g}: no-service-identity (unknown): could not read Service default/kubernetes to compare IP SANs: services \"kubernetes\" is forbidden"
+            )),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(kubectl_condition(cp, g), "Pending");
+    }
+    assert!(
+        run.stderr.contains(&format!(
+            "skipped {bad}: sans-on-node: not addresses of Node {n}: IP:{other_ip}; sans-not-on-other-nodes: IP:{other_ip} is an address of {other}; no-service-identity (unknown): "
+        )),
+        "{}",
+        run.stderr
+    );
 
     // Dry run first: says what it would do, changes nothing.
     let dry = tlsboot(cp, &["approve", "--all-valid", "--dry-run"]).ok();

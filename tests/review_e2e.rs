@@ -8,10 +8,6 @@ mod review_support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Api;
-use kube::api::PostParams;
 use review_support::*;
 use tlsboot_harness::{BootstrapTokenOptions, KubeletOptions, SimKubelet};
 
@@ -365,63 +361,6 @@ async fn concurrent_approvals_from_two_processes_write_one_condition() {
     }
 }
 
-async fn bind(cp: &tlsboot_harness::ControlPlane, user: &str, rules: Vec<PolicyRule>) {
-    let client = cp.admin_client().unwrap();
-    let name = format!("review-e2e-{user}");
-    Api::<ClusterRole>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &ClusterRole {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                },
-                rules: Some(rules),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    Api::<ClusterRoleBinding>::all(client)
-        .create(
-            &PostParams::default(),
-            &ClusterRoleBinding {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                },
-                role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
-                    kind: "ClusterRole".into(),
-                    name,
-                },
-                subjects: Some(vec![Subject {
-                    kind: "User".into(),
-                    name: user.into(),
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    ..Default::default()
-                }]),
-            },
-        )
-        .await
-        .unwrap();
-}
-
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
-    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    PolicyRule {
-        api_groups: Some(v(groups)),
-        resources: Some(v(resources)),
-        verbs: v(verbs),
-        resource_names: if names.is_empty() {
-            None
-        } else {
-            Some(v(names))
-        },
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn users_without_the_approve_permission_are_told_what_is_missing() {
     let Some(cp) = control_plane().await else {
@@ -440,6 +379,7 @@ async fn users_without_the_approve_permission_are_told_what_is_missing() {
                 &[],
             ),
             rule(&[""], &["nodes"], &["get", "list"], &[]),
+            rule(&[""], &["services"], &["get"], &["kubernetes"]),
         ]
     };
 
@@ -709,4 +649,391 @@ async fn hostile_csr_strings_are_escaped_on_the_terminal() {
         "{}",
         shown.stdout
     );
+}
+
+/// The one `ROW` cells of `tlsboot list -o wide` for `csr`, run as `kc`.
+fn wide_row(kc: &std::path::Path, signer: &str, csr: &str) -> Vec<String> {
+    let listed = tlsboot_with(kc, &["list", "--signer", signer, "-o", "wide"]).ok();
+    row(&listed.stdout, csr)
+        .unwrap_or_else(|| panic!("{csr} not listed: {listed:#?}"))
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `(status, detail)` of check `name` in `tlsboot inspect NAME -o json`, run as `kc`.
+fn json_check(kc: &std::path::Path, csr: &str, name: &str) -> (String, String) {
+    let run = tlsboot_with(kc, &["inspect", csr, "-o", "json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let c = v[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {}", run.stdout));
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["detail"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A serving CSR whose every check passes for the admin, as a reviewer who cannot list Nodes:
+/// `sans-not-on-other-nodes` is unknown, and that blocks `approve` until `--force`.
+#[tokio::test]
+async fn unknown_other_nodes_check_blocks_approval_until_forced() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-unk-list");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    assert_eq!(
+        wide_row(cp.kubeconfig_path(), "kubelet-serving", &csr)[6],
+        "ok"
+    );
+
+    let (user, kc) = reviewer(cp, Lacking::ListNodes).await;
+    let r = wide_row(kc.path(), "kubelet-serving", &csr);
+    assert_eq!(r[6..8], ["1", "unknown"], "{r:?}");
+    assert_eq!(r.last().unwrap(), "sans-not-on-other-nodes(unknown)");
+    let shown = tlsboot_with(kc.path(), &["inspect", &csr]).ok();
+    let line = shown
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("  ????  sans-not-on-other-nodes "))
+        .unwrap_or_else(|| panic!("{}", shown.stdout));
+    assert!(
+        line.ends_with(&format!(
+            " could not list Nodes: nodes is forbidden: User \"{user}\" cannot list resource \"nodes\" in API group \"\" at the cluster scope"
+        )),
+        "{line}"
+    );
+    assert!(
+        shown.stdout.contains(
+            "Verdict: 1 check could not be evaluated: `tlsboot approve` refuses it without --force"
+        ),
+        "{}",
+        shown.stdout
+    );
+    let (status, _) = json_check(kc.path(), &csr, "sans-not-on-other-nodes");
+    assert_eq!(status, "unknown");
+
+    let refused = tlsboot_with(kc.path(), &["approve", &csr]).failed();
+    let err = &refused.stderr;
+    assert_eq!(refused.stdout, "");
+    assert!(
+        err.contains(&format!(
+            "error: refusing to approve certificate signing request \"{csr}\": 1 check could not be evaluated:\n  - sans-not-on-other-nodes (unknown): could not list Nodes: nodes is forbidden: User \"{user}\" cannot list resource \"nodes\""
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "  - sans-not-on-other-nodes: `list` on `nodes`\n(use --force to approve it anyway)"
+        ),
+        "{err}"
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+
+    tlsboot_with(kc.path(), &["approve", &csr, "--force"]).ok();
+    assert_eq!(
+        conditions(cp, &csr),
+        vec![(
+            "Approved".to_string(),
+            "TlsbootApprove".to_string(),
+            format!(
+                "Approved by {user} with tlsboot approve. Approved with --force although these \
+                 checks could not be evaluated: sans-not-on-other-nodes."
+            )
+        )]
+    );
+}
+
+/// As a reviewer who cannot read the `default/kubernetes` Service, an IP SAN cannot be compared
+/// with its ClusterIP: `no-service-identity` is unknown and blocks until `--force`.
+#[tokio::test]
+async fn unknown_service_check_blocks_approval_until_forced() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-unk-svc");
+    let ip = node_ip(&n).to_string();
+    create_node(cp, &n, node_ip(&n)).await;
+    let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let failing = node_with_serving_csr(cp, &n, &[&n, &ip, "10.9.9.9"]).await;
+
+    let (user, kc) = reviewer(cp, Lacking::GetServices).await;
+    let r = wide_row(kc.path(), "kubelet-serving", &csr);
+    assert_eq!(r[6..8], ["1", "unknown"], "{r:?}");
+    let r = wide_row(kc.path(), "kubelet-serving", &failing);
+    assert_eq!(r[6..9], ["1", "failed,", "1"], "{r:?}");
+    assert_eq!(
+        r.last().unwrap(),
+        "sans-on-node,no-service-identity(unknown)"
+    );
+
+    let refused = tlsboot_with(kc.path(), &["approve", &csr]).failed();
+    assert!(
+        refused.stderr.contains(&format!(
+            "  - no-service-identity (unknown): could not read Service default/kubernetes to compare IP SANs: services \"kubernetes\" is forbidden: User \"{user}\" cannot get resource \"services\""
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(
+            "  - no-service-identity: `get` on `services` named \"kubernetes\" in namespace \"default\""
+        ),
+        "{}",
+        refused.stderr
+    );
+    let refused = tlsboot_with(kc.path(), &["approve", &failing]).failed();
+    assert!(
+        refused
+            .stderr
+            .contains("1 check failed and 1 could not be evaluated:\n  - sans-on-node: "),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+    assert_eq!(kubectl_condition(cp, &failing), "Pending");
+
+    tlsboot_with(kc.path(), &["approve", &csr, &failing, "--force"]).ok();
+    assert_eq!(
+        conditions(cp, &csr)[0].2,
+        format!(
+            "Approved by {user} with tlsboot approve. Approved with --force although these checks \
+             could not be evaluated: no-service-identity."
+        )
+    );
+    assert_eq!(
+        conditions(cp, &failing)[0].2,
+        format!(
+            "Approved by {user} with tlsboot approve. Approved with --force although these checks \
+             failed: sans-on-node; and these checks could not be evaluated: no-service-identity."
+        )
+    );
+}
+
+/// A node renewing its client certificate, as a reviewer who may not create
+/// SubjectAccessReviews: what the daemon would be told cannot be known, so
+/// `requester-authorized` is unknown and blocks until `--force`.
+#[tokio::test]
+async fn unknown_subject_access_review_blocks_client_approval_until_forced() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-unk-sar");
+    let id = node_identity(cp, &n).await;
+    let csr = create_client_csr(id.client().unwrap(), &n).await;
+    assert_eq!(
+        wide_row(cp.kubeconfig_path(), "kubelet-client", &csr)[6],
+        "ok"
+    );
+
+    let (user, kc) = reviewer(cp, Lacking::CreateSubjectAccessReviews).await;
+    let r = wide_row(kc.path(), "kubelet-client", &csr);
+    assert_eq!(r[6..8], ["1", "unknown"], "{r:?}");
+    assert_eq!(r.last().unwrap(), "requester-authorized(unknown)");
+    let (status, detail) = json_check(kc.path(), &csr, "requester-authorized");
+    assert_eq!(status, "unknown");
+    assert!(
+        detail.starts_with(&format!(
+            "could not ask whether \"system:node:{n}\" may create certificatesigningrequests/selfnodeclient: subjectaccessreviews.authorization.k8s.io is forbidden: User \"{user}\""
+        )),
+        "{detail}"
+    );
+    let (status, _) = json_check(kc.path(), &csr, "requester");
+    assert_eq!(status, "pass");
+
+    let refused = tlsboot_with(kc.path(), &["approve", &csr]).failed();
+    assert!(
+        refused.stderr.contains(&format!(
+            "\"{csr}\": 1 check could not be evaluated:\n  - requester-authorized (unknown): could not ask whether"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(
+            "  - requester-authorized: `create` on `subjectaccessreviews` (API group authorization.k8s.io)"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+
+    tlsboot_with(kc.path(), &["approve", &csr, "--force"]).ok();
+    assert_eq!(
+        conditions(cp, &csr)[0].2,
+        format!(
+            "Approved by {user} with tlsboot approve. Approved with --force although these checks \
+             could not be evaluated: requester-authorized."
+        )
+    );
+}
+
+/// A ServiceAccount asking for a node's client certificate: shown failing `requester` (and
+/// `requester-authorized`, as nothing grants it `nodeclient`), refused without `--force`. One
+/// that RBAC does grant `nodeclient` (so the daemon would approve it) still fails `requester`.
+#[tokio::test]
+async fn service_account_asking_for_a_node_client_certificate_is_refused() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let victim = cp.unique_name("node-victim");
+    let ns = cp.unique_name("ns");
+    let create_csrs = || {
+        vec![rule(
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+            &["create"],
+            &[],
+        )]
+    };
+    let sa = cp
+        .service_account_kubeconfig(&ns, "impostor")
+        .await
+        .unwrap();
+    let sa_user = format!("system:serviceaccount:{ns}:impostor");
+    bind(cp, &sa_user, create_csrs()).await;
+    let csr = create_client_csr(sa.client().unwrap(), &victim).await;
+
+    let admin = cp.kubeconfig_path();
+    let r = wide_row(admin, "kubelet-client", &csr);
+    assert_eq!(r[3], sa_user);
+    assert_eq!(r[6..8], ["2", "failed"], "{r:?}");
+    assert_eq!(r.last().unwrap(), "requester,requester-authorized");
+    let shown = tlsboot(cp, &["inspect", &csr]).ok();
+    let text = &shown.stdout;
+    assert!(
+        text.contains(&format!(
+            "  FAIL  requester             requester \"{sa_user}\" is neither the node itself (\"system:node:{victim}\" in group \"system:nodes\") nor a bootstrap token (group \"system:bootstrappers\")\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  FAIL  requester-authorized  SubjectAccessReview denies \"{sa_user}\""
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("create certificatesigningrequests/nodeclient"),
+        "{text}"
+    );
+    let (status, _) = json_check(admin, &csr, "requester");
+    assert_eq!(status, "fail");
+
+    let refused = tlsboot(cp, &["approve", &csr]).failed();
+    assert!(
+        refused.stderr.contains(&format!(
+            "\"{csr}\": 2 checks failed:\n  - requester: requester \"{sa_user}\" is neither"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+    tlsboot(cp, &["approve", &csr, "--force"]).ok();
+    assert_eq!(
+        conditions(cp, &csr)[0].2,
+        format!(
+            "Approved by {ADMIN} with tlsboot approve. Approved with --force although these checks \
+             failed: requester, requester-authorized."
+        )
+    );
+
+    // RBAC lets this one ask for node client certificates: the SubjectAccessReview allows,
+    // the requester is still not one the recognizers are meant for.
+    let granted = cp.service_account_kubeconfig(&ns, "granted").await.unwrap();
+    let granted_user = format!("system:serviceaccount:{ns}:granted");
+    let mut rules = create_csrs();
+    rules.push(rule(
+        &["certificates.k8s.io"],
+        &["certificatesigningrequests/nodeclient"],
+        &["create"],
+        &[],
+    ));
+    bind(cp, &granted_user, rules).await;
+    let csr = create_client_csr(granted.client().unwrap(), &victim).await;
+    let r = wide_row(admin, "kubelet-client", &csr);
+    assert_eq!(r[6..8], ["1", "failed"], "{r:?}");
+    assert_eq!(r.last().unwrap(), "requester");
+    let (status, detail) = json_check(admin, &csr, "requester-authorized");
+    assert_eq!(status, "pass");
+    assert_eq!(
+        detail,
+        format!(
+            "SubjectAccessReview allows \"{granted_user}\" to create certificatesigningrequests/nodeclient"
+        )
+    );
+    let refused = tlsboot(cp, &["approve", &csr]).failed();
+    assert!(
+        refused.stderr.contains("1 check failed:\n  - requester: "),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(kubectl_condition(cp, &csr), "Pending");
+}
+
+/// The two requesters csrapproving's recognizers are for pass both requester checks and are
+/// approved without `--force`: a bootstrap token (`nodeclient`) and a node renewing itself
+/// (`selfnodeclient`). (A node asking for another node's name is refused by the API server's
+/// NodeRestriction admission already; the unit tests cover it.)
+#[tokio::test]
+async fn bootstrap_and_renewal_client_csrs_pass_the_requester_checks() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let n = cp.unique_name("node-req");
+    let token = cp
+        .create_bootstrap_token(&BootstrapTokenOptions::default())
+        .await
+        .unwrap();
+    let bootstrap = cp.bootstrap_kubeconfig(&token).await.unwrap();
+    let boot = create_client_csr(bootstrap.client().unwrap(), &n).await;
+    let id = node_identity(cp, &n).await;
+    let renewal = create_client_csr(id.client().unwrap(), &n).await;
+
+    let admin = cp.kubeconfig_path();
+    for (csr, sub, kind) in [
+        (&boot, "nodeclient", "bootstrap: "),
+        (&renewal, "selfnodeclient", "renewal: "),
+    ] {
+        assert_eq!(wide_row(admin, "kubelet-client", csr)[6], "ok");
+        let (status, detail) = json_check(admin, csr, "requester");
+        assert_eq!(status, "pass");
+        assert!(detail.starts_with(kind), "{detail}");
+        let (status, detail) = json_check(admin, csr, "requester-authorized");
+        assert_eq!(status, "pass");
+        assert!(
+            detail.ends_with(&format!("to create certificatesigningrequests/{sub}")),
+            "{detail}"
+        );
+    }
+    let shown = tlsboot(cp, &["inspect", &boot]).ok();
+    assert!(
+        shown.stdout.contains(&format!(
+            "  PASS  requester             bootstrap: \"system:bootstrap:{}\" is in group \"system:bootstrappers\"\n",
+            token.id
+        )),
+        "{}",
+        shown.stdout
+    );
+
+    let approved = tlsboot(cp, &["approve", &boot, &renewal]).ok();
+    assert_eq!(
+        approved.stdout,
+        format!(
+            "certificatesigningrequest.certificates.k8s.io/{boot} approved\n\
+             certificatesigningrequest.certificates.k8s.io/{renewal} approved\n"
+        )
+    );
+    for csr in [&boot, &renewal] {
+        assert_eq!(
+            conditions(cp, csr)[0].2,
+            format!("Approved by {ADMIN} with tlsboot approve.")
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! `tlsboot review` driven through a real pseudo-terminal (rexpect), against its own control
 //! plane (a separate test binary, so no other test's CSRs join the queue): approve one, deny
 //! one, skip one, force one past failed checks; then `--watch` picks up a CSR created while it
-//! waits. Without a terminal, `review` refuses.
+//! waits; a check that could not be evaluated asks for `force` too. Without a terminal,
+//! `review` refuses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod review_support;
@@ -198,6 +199,58 @@ async fn review_at_a_terminal_approves_denies_skips_and_watches() {
     assert_eq!(shown, fresh);
     assert_eq!(summary, "approved 1, denied 0, skipped 1");
     assert_eq!(conditions(cp, &fresh)[0].0, "Approved");
+
+    // A reviewer who cannot read the API server's Service: `no-service-identity` is unknown,
+    // and approving asks for the word `force` exactly as for a failed check.
+    tlsboot(cp, &["deny", &skipped]).ok();
+    let unknown = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let (user, kc) = reviewer(cp, Lacking::GetServices).await;
+    let kc_path = kc.path().to_path_buf();
+    let expected = unknown.clone();
+    tokio::task::spawn_blocking(move || {
+        for answer in ["no", "force"] {
+            let mut cmd = tlsboot_command(&kc_path);
+            cmd.arg("review");
+            let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+            p.exp_string("  ????  no-service-identity  could not read Service default/kubernetes")
+                .unwrap();
+            p.exp_string(PROMPT).unwrap();
+            p.send_line("a").unwrap();
+            p.exp_string(&format!(
+                "refusing to approve certificate signing request \"{expected}\": 1 check could not be evaluated:"
+            ))
+            .unwrap();
+            p.exp_string("  - no-service-identity (unknown): ").unwrap();
+            p.exp_string("Approve anyway? Type 'force' to approve, anything else skips: ")
+                .unwrap();
+            p.send_line(answer).unwrap();
+            let summary = if answer == "force" {
+                p.exp_string(&format!(
+                    "certificatesigningrequest.certificates.k8s.io/{expected} approved"
+                ))
+                .unwrap();
+                "approved 1, denied 0, skipped 0"
+            } else {
+                p.exp_string(&format!("skipped {expected}")).unwrap();
+                "approved 0, denied 0, skipped 1"
+            };
+            p.exp_string(summary).unwrap();
+            p.exp_eof().unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        conditions(cp, &unknown),
+        vec![(
+            "Approved".to_string(),
+            "TlsbootApprove".to_string(),
+            format!(
+                "Approved by {user} with tlsboot review. Approved with --force although these \
+                 checks could not be evaluated: no-service-identity."
+            )
+        )]
+    );
 }
 
 #[tokio::test]

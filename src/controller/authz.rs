@@ -1,40 +1,11 @@
 //! SubjectAccessReviews, built exactly as kube-controller-manager's csrapproving does
 //! (`pkg/controller/certificates/approver/sarapprove.go`, `authorize`).
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use crate::policy::SarSubresource;
-
-/// The SAR asking whether the CSR's requester may `create
-/// certificatesigningrequests/<subresource>`. User, uid, groups and extra are copied from
-/// the CSR spec (set by the API server from the authenticated requester); no namespace,
-/// name or version is sent.
-pub fn subject_access_review(
-    csr: &CertificateSigningRequest,
-    subresource: SarSubresource,
-) -> SubjectAccessReview {
-    let spec = &csr.spec;
-    SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: spec.username.clone(),
-            uid: spec.uid.clone(),
-            groups: spec.groups.clone(),
-            extra: spec.extra.clone(),
-            resource_attributes: Some(ResourceAttributes {
-                group: Some("certificates.k8s.io".to_owned()),
-                resource: Some("certificatesigningrequests".to_owned()),
-                verb: Some("create".to_owned()),
-                subresource: Some(subresource.as_str().to_owned()),
-                ..ResourceAttributes::default()
-            }),
-            non_resource_attributes: None,
-        },
-        ..SubjectAccessReview::default()
-    }
-}
+/// The builder lives in policy so the review commands can ask the very same review.
+pub use crate::policy::subject_access_review;
 
 /// The ClusterRole that grants `subresource`, for explanations.
 pub fn granting_cluster_role(subresource: SarSubresource) -> String {

@@ -306,12 +306,7 @@ fn decide_class(
         (_, false) => Verdict::Reject,
     };
     let subject_access_reviews = if verdict == Verdict::Authorize {
-        // isSelfNodeClientCert: spec.username == x509cr.Subject.CommonName (Go's CN is the last).
-        if facts.username == parsed.go_common_name() {
-            vec![SarSubresource::SelfNodeClient, SarSubresource::NodeClient]
-        } else {
-            vec![SarSubresource::NodeClient]
-        }
+        super::sar::recognized_subresources(facts.username, &parsed)
     } else {
         Vec::new()
     };

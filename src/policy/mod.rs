@@ -12,6 +12,7 @@ mod kubelet_client;
 mod kubelet_serving;
 mod names;
 mod pem;
+mod sar;
 pub mod upstream;
 
 #[cfg(test)]
@@ -32,4 +33,5 @@ pub use names::{
     canonical_ip, normalize_dns_name, reserved_dns_name, reserved_ip, validate_dns1123_subdomain,
 };
 pub use pem::{Base64Error, PemError, decode_base64, printable_label};
+pub use sar::{recognized_subresources, subject_access_review};
 pub use upstream::{REASON_AUTO_APPROVED, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};

@@ -37,7 +37,7 @@ pub enum DecisionOutput {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DecisionFlags {
     /// Update the CSR even if it already has the condition (as kubectl); for approve, also
-    /// approve it although checks fail.
+    /// approve it although checks fail or could not be evaluated.
     #[arg(long)]
     pub force: bool,
 
@@ -68,7 +68,8 @@ pub struct ApproveArgs {
     pub names: Vec<String>,
 
     /// Approve every pending kubelet-serving CSR whose checks all pass; the others are listed
-    /// on stderr with the checks that failed. Never approves kubelet-client CSRs.
+    /// on stderr with the checks that failed or could not be evaluated. Never approves
+    /// kubelet-client CSRs.
     #[arg(long, conflicts_with = "force")]
     pub all_valid: bool,
 
@@ -108,13 +109,28 @@ impl Via {
     }
 }
 
+/// The checks an approval went past with `--force`, for the condition message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forced {
+    pub failed: Vec<&'static str>,
+    /// Checks that could not be evaluated.
+    pub unknown: Vec<&'static str>,
+}
+
+impl Forced {
+    pub fn is_empty(&self) -> bool {
+        self.failed.is_empty() && self.unknown.is_empty()
+    }
+}
+
 /// The condition message: who decided, with which tlsboot command, and anything the audit
-/// trail should keep (checks overridden with --force, the deny reason).
+/// trail should keep (checks overridden with --force, failed and unknown apart; the deny
+/// reason).
 pub fn condition_message(
     decision: ApprovalDecision,
     user: Option<&str>,
     via: Via,
-    forced_past: &[&str],
+    forced: &Forced,
     reason: Option<&str>,
 ) -> String {
     let verb = match decision {
@@ -123,11 +139,20 @@ pub fn condition_message(
     };
     let who = user.unwrap_or("an unidentified user");
     let mut m = format!("{verb} by {who} with {}.", via.command());
-    if !forced_past.is_empty() {
-        m.push_str(&format!(
-            " Approved with --force although these checks failed: {}.",
-            forced_past.join(", ")
-        ));
+    let failed = (!forced.failed.is_empty())
+        .then(|| format!("these checks failed: {}", forced.failed.join(", ")));
+    let unknown = (!forced.unknown.is_empty()).then(|| {
+        format!(
+            "these checks could not be evaluated: {}",
+            forced.unknown.join(", ")
+        )
+    });
+    match (failed, unknown) {
+        (Some(f), Some(u)) => m.push_str(&format!(" Approved with --force although {f}; and {u}.")),
+        (Some(one), None) | (None, Some(one)) => {
+            m.push_str(&format!(" Approved with --force although {one}."))
+        }
+        (None, None) => {}
     }
     if let Some(r) = reason.map(str::trim).filter(|r| !r.is_empty()) {
         m.push_str(&format!(" Reason: {r}"));
@@ -135,14 +160,15 @@ pub fn condition_message(
     m
 }
 
-/// What approving `a` needs: `Ok(failed checks to record)` or `Err(refusal)`.
-pub fn approval_gate(a: &Assessment, force: bool) -> Result<Vec<&'static str>, ReviewError> {
-    let failed: Vec<&'static str> = a.failed().map(|c| c.name).collect();
-    if failed.is_empty() {
-        return Ok(failed);
-    }
-    if force {
-        return Ok(failed);
+/// What approving `a` needs: `Ok(checks forced past, to record)` or `Err(refusal)`. A check
+/// that could not be evaluated blocks exactly as a failed one does.
+pub fn approval_gate(a: &Assessment, force: bool) -> Result<Forced, ReviewError> {
+    let forced = Forced {
+        failed: a.failed().map(|c| c.name).collect(),
+        unknown: a.unknown().map(|c| c.name).collect(),
+    };
+    if forced.is_empty() || force {
+        return Ok(forced);
     }
     if a.decision.parsed.is_none() && a.class != SignerClass::Other {
         let reason = a
@@ -189,7 +215,7 @@ pub async fn decide_one(
     let forced_past = if req.decision == ApprovalDecision::Approve && is_pending(&csr) {
         approval_gate(&a, req.force)?
     } else {
-        Vec::new()
+        Forced::default()
     };
     let write = ApprovalWrite {
         decision: req.decision,
@@ -352,7 +378,7 @@ async fn approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, Revi
                 terminal_safe(&format!(
                     "skipped {}: {}",
                     a.name,
-                    a.failed_lines().join("; ")
+                    a.blocking_lines().join("; ")
                 ))
             );
             continue;
@@ -485,7 +511,7 @@ mod tests {
                 ApprovalDecision::Approve,
                 Some("alice"),
                 Via::Approve,
-                &[],
+                &Forced::default(),
                 None
             ),
             "Approved by alice with tlsboot approve."
@@ -495,7 +521,10 @@ mod tests {
                 ApprovalDecision::Approve,
                 Some("alice"),
                 Via::Review,
-                &["sans-on-node"],
+                &Forced {
+                    failed: vec!["sans-on-node"],
+                    unknown: vec![]
+                },
                 None
             ),
             "Approved by alice with tlsboot review. Approved with --force although these checks failed: sans-on-node."
@@ -505,7 +534,7 @@ mod tests {
                 ApprovalDecision::Deny,
                 None,
                 Via::Deny,
-                &[],
+                &Forced::default(),
                 Some(" wrong IP ")
             ),
             "Denied by an unidentified user with tlsboot deny. Reason: wrong IP"
@@ -515,7 +544,7 @@ mod tests {
                 ApprovalDecision::Deny,
                 Some("bob"),
                 Via::Deny,
-                &[],
+                &Forced::default(),
                 Some("  ")
             ),
             "Denied by bob with tlsboot deny."
@@ -528,7 +557,7 @@ mod tests {
             &serving_csr("ok", "system:node:n1", "n1", &["n1", "10.1.0.1"]),
             &facts_with_n1(),
         );
-        assert_eq!(approval_gate(&good, false).unwrap(), Vec::<&str>::new());
+        assert_eq!(approval_gate(&good, false).unwrap(), Forced::default());
 
         let bad = assess(
             &serving_csr("bad", "system:node:n1", "n1", &["n1", "10.0.0.1"]),
@@ -544,7 +573,79 @@ mod tests {
         }
         assert_eq!(
             approval_gate(&bad, true).unwrap(),
-            vec!["sans-on-node", "no-service-identity"]
+            Forced {
+                failed: vec!["sans-on-node", "no-service-identity"],
+                unknown: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn gate_refuses_unknown_checks_like_failed_ones() {
+        let mut facts = facts_with_n1();
+        facts.api_service_ips = Err("services \"kubernetes\" is forbidden".into());
+        let unknown = assess(
+            &serving_csr("unk", "system:node:n1", "n1", &["n1", "10.1.0.1"]),
+            &facts,
+        );
+        match approval_gate(&unknown, false) {
+            Err(ReviewError::Refused(text)) => {
+                assert!(text.contains("1 check could not be evaluated:"), "{text}");
+                assert!(
+                    text.contains("  - no-service-identity (unknown): could not read Service default/kubernetes to compare IP SANs: services \"kubernetes\" is forbidden"),
+                    "{text}"
+                );
+                assert!(text.contains("--force"), "{text}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            approval_gate(&unknown, true).unwrap(),
+            Forced {
+                failed: vec![],
+                unknown: vec!["no-service-identity"]
+            }
+        );
+
+        // Failed and unknown together: both named, apart.
+        let both = assess(
+            &serving_csr("both", "system:node:n1", "n1", &["n1", "10.9.9.9"]),
+            &facts,
+        );
+        let forced = approval_gate(&both, true).unwrap();
+        assert_eq!(forced.failed, vec!["sans-on-node"]);
+        assert_eq!(forced.unknown, vec!["no-service-identity"]);
+        match approval_gate(&both, false) {
+            Err(ReviewError::Refused(text)) => assert!(
+                text.contains("1 check failed and 1 could not be evaluated:"),
+                "{text}"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(
+            condition_message(
+                ApprovalDecision::Approve,
+                Some("alice"),
+                Via::Approve,
+                &forced,
+                None
+            ),
+            "Approved by alice with tlsboot approve. Approved with --force although these checks \
+             failed: sans-on-node; and these checks could not be evaluated: no-service-identity."
+        );
+        assert_eq!(
+            condition_message(
+                ApprovalDecision::Approve,
+                Some("alice"),
+                Via::Approve,
+                &Forced {
+                    failed: vec![],
+                    unknown: vec!["requester-authorized"]
+                },
+                None
+            ),
+            "Approved by alice with tlsboot approve. Approved with --force although these checks \
+             could not be evaluated: requester-authorized."
         );
     }
 

@@ -4,14 +4,15 @@
 //! this one [`Assessment`], so the CHECKS column, the inspect view and the approval refusal can
 //! never disagree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde::Serialize;
 
 use crate::policy::{
-    self, CsrFacts, Decision, NodeAddress, ParsedCsr, SanMatch, SignerClass, compare_sans_with_node,
+    self, CsrFacts, Decision, NodeAddress, ParsedCsr, SanMatch, SarSubresource, SignerClass,
+    compare_sans_with_node,
 };
 
 /// Names of the checks this module adds after the policy's own (see `docs/review.md`).
@@ -25,7 +26,30 @@ pub mod check {
     pub const NO_SERVICE_IDENTITY: &str = "no-service-identity";
     /// The signer is one tlsboot knows how to judge.
     pub const KNOWN_SIGNER: &str = "known-signer";
+    /// Kubelet client CSRs: the requester is the node renewing its own certificate
+    /// (`system:node:<CN's name>` in group `system:nodes`) or a bootstrap token (group
+    /// `system:bootstrappers`), the two identities csrapproving's recognizers are meant for.
+    pub const REQUESTER: &str = "requester";
+    /// Kubelet client CSRs: the SubjectAccessReviews the daemon would send allow the requester.
+    pub const REQUESTER_AUTHORIZED: &str = "requester-authorized";
 }
+
+/// What a reviewer needs for a check that came out unknown, to be able to evaluate it.
+pub fn unknown_remedy(check: &str) -> &'static str {
+    match check {
+        check::SANS_NOT_ON_OTHER_NODES => "`list` on `nodes`",
+        check::NO_SERVICE_IDENTITY => {
+            "`get` on `services` named \"kubernetes\" in namespace \"default\""
+        }
+        check::REQUESTER_AUTHORIZED => {
+            "`create` on `subjectaccessreviews` (API group authorization.k8s.io)"
+        }
+        _ => "what the detail above names",
+    }
+}
+
+const GROUP_NODES: &str = "system:nodes";
+const GROUP_BOOTSTRAPPERS: &str = "system:bootstrappers";
 
 /// Result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,7 +57,9 @@ pub mod check {
 pub enum CheckStatus {
     Pass,
     Fail,
-    /// Could not be evaluated (e.g. Nodes not readable): shown, never blocks.
+    /// Could not be evaluated (e.g. Nodes not readable, a SubjectAccessReview refused to the
+    /// reviewer). Blocks approval exactly as [`CheckStatus::Fail`] does, unless `--force`: a
+    /// check nobody could run has not passed.
     Unknown,
 }
 
@@ -71,6 +97,40 @@ pub enum NodeLookup {
     Unreadable(String),
 }
 
+/// One SubjectAccessReview as the daemon would send it: the requester's identity exactly as
+/// the CSR records it, and the subresource. Its answer depends on nothing else, so CSRs of one
+/// requester share it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SarQuestion {
+    pub subresource: SarSubresource,
+    user: Option<String>,
+    uid: Option<String>,
+    groups: Option<Vec<String>>,
+    extra: Option<BTreeMap<String, Vec<String>>>,
+}
+
+impl SarQuestion {
+    pub fn of(csr: &CertificateSigningRequest, subresource: SarSubresource) -> Self {
+        SarQuestion {
+            subresource,
+            user: csr.spec.username.clone(),
+            uid: csr.spec.uid.clone(),
+            groups: csr.spec.groups.clone(),
+            extra: csr.spec.extra.clone(),
+        }
+    }
+}
+
+/// What the API server said to one [`SarQuestion`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SarAnswer {
+    Allowed,
+    /// `status.allowed` false; the authorizer's reason (and evaluation error), if any.
+    Denied(String),
+    /// The review could not be asked or answered (403 to the reviewer, API error, no status).
+    Unasked(String),
+}
+
 /// Cluster facts the checks compare against; built once per command.
 #[derive(Debug, Clone)]
 pub struct ClusterFacts {
@@ -81,6 +141,9 @@ pub struct ClusterFacts {
     pub node: BTreeMap<String, NodeLookup>,
     /// The `default/kubernetes` Service's ClusterIPs; `Err(reason)` when unreadable.
     pub api_service_ips: Result<Vec<IpAddr>, String>,
+    /// Answers to the SubjectAccessReviews of kubelet client CSRs. A question missing here
+    /// was not asked: its check is unknown.
+    pub sars: HashMap<SarQuestion, SarAnswer>,
 }
 
 impl ClusterFacts {
@@ -104,6 +167,7 @@ impl Default for ClusterFacts {
             nodes: Err("not looked up".into()),
             node: BTreeMap::new(),
             api_service_ips: Err("not looked up".into()),
+            sars: HashMap::new(),
         }
     }
 }
@@ -229,7 +293,12 @@ pub fn assess(csr: &CertificateSigningRequest, facts: &ClusterFacts) -> Assessme
                 checks.extend(extra);
             }
         }
-        SignerClass::KubeletClient => {}
+        SignerClass::KubeletClient => {
+            if let Some(parsed) = decision.parsed.as_ref() {
+                checks.push(requester_check(&f, parsed));
+                checks.push(authorized_check(csr, &f, parsed, facts));
+            }
+        }
     }
 
     Assessment {
@@ -243,6 +312,129 @@ pub fn assess(csr: &CertificateSigningRequest, facts: &ClusterFacts) -> Assessme
         checks,
         decision,
     }
+}
+
+/// The SubjectAccessReviews worth asking for a kubelet client CSR, in the daemon's order: the
+/// ones its decision lists, or, when the content already fails, the ones the recognizers would
+/// pick (so a reviewer still sees who may ask).
+pub fn sar_subresources(csr: &CertificateSigningRequest) -> Vec<SarSubresource> {
+    if SignerClass::of(&csr.spec.signer_name) != SignerClass::KubeletClient {
+        return Vec::new();
+    }
+    let f = CsrFacts::from_csr(csr);
+    match policy::parse_csr(f.request) {
+        Ok(parsed) => policy::recognized_subresources(f.username, &parsed),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Who may ask for a kubelet client certificate: the node itself renewing (csrapproving's
+/// `selfnodeclient` recognizer) or a bootstrap token (`nodeclient`). The daemon leaves this to
+/// RBAC; a person approving by hand gets it checked, since RBAC bindings granting `nodeclient`
+/// to others are exactly what a reviewer should look at twice.
+fn requester_check(f: &CsrFacts<'_>, parsed: &ParsedCsr) -> ReviewCheck {
+    let user = f.username;
+    let cn = parsed.go_common_name();
+    let in_group = |g: &str| f.groups.iter().any(|x| x == g);
+    if in_group(GROUP_BOOTSTRAPPERS) {
+        return ReviewCheck::new(
+            check::REQUESTER,
+            CheckStatus::Pass,
+            Some(format!(
+                "bootstrap: {user:?} is in group {GROUP_BOOTSTRAPPERS:?}"
+            )),
+        );
+    }
+    let is_node = node_from_user(user).is_some();
+    if is_node && user == cn && in_group(GROUP_NODES) {
+        return ReviewCheck::new(
+            check::REQUESTER,
+            CheckStatus::Pass,
+            Some(format!(
+                "renewal: node {user:?} (group {GROUP_NODES:?}) asks for its own name"
+            )),
+        );
+    }
+    let why = if is_node && user != cn {
+        format!(
+            "node {user:?} asks for a certificate for {cn:?}: a node may only renew its own \
+             (only a bootstrap token, group {GROUP_BOOTSTRAPPERS:?}, may ask for a new node)"
+        )
+    } else if is_node {
+        format!("node {user:?} is not in group {GROUP_NODES:?}")
+    } else {
+        format!(
+            "requester {user:?} is neither the node itself ({cn:?} in group {GROUP_NODES:?}) nor \
+             a bootstrap token (group {GROUP_BOOTSTRAPPERS:?})"
+        )
+    };
+    ReviewCheck::new(check::REQUESTER, CheckStatus::Fail, Some(why))
+}
+
+/// The daemon's SubjectAccessReviews, as answered to the reviewer: tried in the daemon's order,
+/// the first allowed passes; an answer that could not be had stops there (the daemon would
+/// retry, not move on) and is unknown; all denied fails.
+fn authorized_check(
+    csr: &CertificateSigningRequest,
+    f: &CsrFacts<'_>,
+    parsed: &ParsedCsr,
+    facts: &ClusterFacts,
+) -> ReviewCheck {
+    let permission =
+        |s: SarSubresource| format!("create certificatesigningrequests/{}", s.as_str());
+    let mut denied = Vec::new();
+    for sub in policy::recognized_subresources(f.username, parsed) {
+        match facts.sars.get(&SarQuestion::of(csr, sub)) {
+            Some(SarAnswer::Allowed) => {
+                return ReviewCheck::new(
+                    check::REQUESTER_AUTHORIZED,
+                    CheckStatus::Pass,
+                    Some(format!(
+                        "SubjectAccessReview allows {:?} to {}",
+                        f.username,
+                        permission(sub)
+                    )),
+                );
+            }
+            Some(SarAnswer::Denied(reason)) => denied.push(if reason.is_empty() {
+                permission(sub)
+            } else {
+                format!("{} ({reason})", permission(sub))
+            }),
+            Some(SarAnswer::Unasked(why)) => {
+                return ReviewCheck::new(
+                    check::REQUESTER_AUTHORIZED,
+                    CheckStatus::Unknown,
+                    Some(format!(
+                        "could not ask whether {:?} may {}: {why}",
+                        f.username,
+                        permission(sub)
+                    )),
+                );
+            }
+            None => {
+                return ReviewCheck::new(
+                    check::REQUESTER_AUTHORIZED,
+                    CheckStatus::Unknown,
+                    Some(format!(
+                        "SubjectAccessReview for {:?} to {} was not asked",
+                        f.username,
+                        permission(sub)
+                    )),
+                );
+            }
+        }
+    }
+    ReviewCheck::new(
+        check::REQUESTER_AUTHORIZED,
+        CheckStatus::Fail,
+        Some(format!(
+            "SubjectAccessReview denies {:?} (groups {:?}): {}; the daemon would not approve it",
+            f.username,
+            f.groups,
+            denied.join(", ")
+        )),
+    )
 }
 
 fn serving_checks(
@@ -385,7 +577,10 @@ fn serving_checks(
             CheckStatus::Fail,
             Some(service.join("; ")),
         )
-    } else if let Err(why) = &facts.api_service_ips {
+    } else if let Err(why) = &facts.api_service_ips
+        && !parsed.ip_addresses.is_empty()
+    {
+        // Only IP SANs are compared with the Service: without one there is nothing unknown.
         ReviewCheck::new(
             check::NO_SERVICE_IDENTITY,
             CheckStatus::Unknown,
@@ -405,22 +600,28 @@ impl Assessment {
         self.checks.iter().filter(|c| c.status == CheckStatus::Fail)
     }
 
-    pub fn passes(&self) -> bool {
-        self.failed().next().is_none()
-    }
-
-    /// The CHECKS column: `ok`, `ok (1 unknown)` or `2 failed`.
-    pub fn checks_summary(&self) -> String {
-        let failed = self.failed().count();
-        let unknown = self
-            .checks
+    /// Checks that could not be evaluated; they block approval like failed ones.
+    pub fn unknown(&self) -> impl Iterator<Item = &ReviewCheck> {
+        self.checks
             .iter()
             .filter(|c| c.status == CheckStatus::Unknown)
-            .count();
+    }
+
+    /// Every check passed: nothing failed and nothing is unknown. Only then may a CSR be
+    /// approved without `--force`.
+    pub fn passes(&self) -> bool {
+        self.checks.iter().all(|c| c.status == CheckStatus::Pass)
+    }
+
+    /// The CHECKS column: `ok`, `2 failed`, `1 unknown` or `2 failed, 1 unknown`.
+    pub fn checks_summary(&self) -> String {
+        let failed = self.failed().count();
+        let unknown = self.unknown().count();
         match (failed, unknown) {
             (0, 0) => "ok".into(),
-            (0, u) => format!("ok ({u} unknown)"),
-            (f, _) => format!("{f} failed"),
+            (0, u) => format!("{u} unknown"),
+            (f, 0) => format!("{f} failed"),
+            (f, u) => format!("{f} failed, {u} unknown"),
         }
     }
 
@@ -434,24 +635,58 @@ impl Assessment {
             .collect()
     }
 
+    /// Unknown checks as `name (unknown): detail` lines.
+    pub fn unknown_lines(&self) -> Vec<String> {
+        self.unknown()
+            .map(|c| match &c.detail {
+                Some(d) => format!("{} (unknown): {d}", c.name),
+                None => format!("{} (unknown)", c.name),
+            })
+            .collect()
+    }
+
+    /// Everything that keeps this CSR from approval: failed lines, then unknown ones.
+    pub fn blocking_lines(&self) -> Vec<String> {
+        let mut lines = self.failed_lines();
+        lines.extend(self.unknown_lines());
+        lines
+    }
+
     /// Why `approve` refuses this CSR without `--force`, or `None` when every check passed.
     pub fn refusal(&self) -> Option<String> {
-        let lines = self.failed_lines();
-        if lines.is_empty() {
+        if self.passes() {
             return None;
         }
-        let n = lines.len();
-        Some(format!(
-            "refusing to approve certificate signing request {:?}: {n} check{} failed:\n{}\n\
-             (use --force to approve it anyway)",
-            self.name,
-            if n == 1 { "" } else { "s" },
-            lines
-                .iter()
-                .map(|l| format!("  - {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))
+        let failed = self.failed().count();
+        let unknown: Vec<&ReviewCheck> = self.unknown().collect();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let counted = match (failed, unknown.len()) {
+            (f, 0) => format!("{f} check{} failed", plural(f)),
+            (0, u) => format!("{u} check{} could not be evaluated", plural(u)),
+            (f, u) => format!(
+                "{f} check{} failed and {u} could not be evaluated",
+                plural(f)
+            ),
+        };
+        let mut text = format!(
+            "refusing to approve certificate signing request {:?}: {counted}:",
+            self.name
+        );
+        for l in self.blocking_lines() {
+            text.push_str("\n  - ");
+            text.push_str(&l);
+        }
+        if !unknown.is_empty() {
+            text.push_str(
+                "\na check that could not be evaluated blocks approval like a failed one; \
+                 to evaluate it you need (or, if the API server failed, retry):",
+            );
+            for c in &unknown {
+                text.push_str(&format!("\n  - {}: {}", c.name, unknown_remedy(c.name)));
+            }
+        }
+        text.push_str("\n(use --force to approve it anyway)");
+        Some(text)
     }
 
     /// The SANS column: values without their `DNS:`/`IP:` prefix, comma-separated.
@@ -542,6 +777,7 @@ pub(crate) mod tests {
             nodes: Ok(nodes),
             node: BTreeMap::new(),
             api_service_ips: Ok(vec!["10.0.0.1".parse().unwrap()]),
+            sars: HashMap::new(),
         }
     }
 
@@ -654,7 +890,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn missing_or_unreadable_node_fails_and_unknowns_do_not() {
+    fn missing_or_unreadable_node_fails_and_unknowns_block() {
         let csr = serving_csr("csr-6", "system:node:n9", "n9", &["n9", "10.1.0.9"]);
         let a = assess(&csr, &facts());
         assert_eq!(a.node_status.as_deref(), Some("not-found"));
@@ -680,15 +916,254 @@ pub(crate) mod tests {
             status_of(&a, check::NO_SERVICE_IDENTITY),
             CheckStatus::Unknown
         );
-        assert_eq!(a.checks_summary(), "1 failed");
+        assert_eq!(a.checks_summary(), "1 failed, 2 unknown");
 
-        // Found by a single GET while listing failed: unknowns only.
+        // Found by a single GET while listing failed: unknowns only, and they still block.
         f.node.insert(
             "n9".into(),
             NodeLookup::Found(addrs(&[("InternalIP", "10.1.0.9"), ("Hostname", "n9")])),
         );
         let a = assess(&csr, &f);
-        assert_eq!(a.checks_summary(), "ok (2 unknown)");
+        assert_eq!(a.checks_summary(), "2 unknown");
+        assert_eq!(a.failed().count(), 0);
+        assert!(!a.passes());
+        let refusal = a.refusal().unwrap();
+        assert!(
+            refusal.contains(
+                "refusing to approve certificate signing request \"csr-6\": 2 checks could not be evaluated:"
+            ),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains(
+                "  - sans-not-on-other-nodes (unknown): could not list Nodes: not looked up"
+            ),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains("  - no-service-identity: `get` on `services` named \"kubernetes\""),
+            "{refusal}"
+        );
+        assert!(
+            refusal.ends_with("(use --force to approve it anyway)"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn service_check_is_unknown_only_for_ip_sans() {
+        let mut f = facts();
+        f.api_service_ips = Err("services \"kubernetes\" is forbidden".into());
+        let dns_only = serving_csr("csr-d", "system:node:n1", "n1", &["n1"]);
+        let a = assess(&dns_only, &f);
+        assert_eq!(status_of(&a, check::NO_SERVICE_IDENTITY), CheckStatus::Pass);
+        assert!(a.passes(), "{:?}", a.blocking_lines());
+        let with_ip = serving_csr("csr-i", "system:node:n1", "n1", &["n1", "10.1.0.1"]);
+        let a = assess(&with_ip, &f);
+        assert_eq!(
+            status_of(&a, check::NO_SERVICE_IDENTITY),
+            CheckStatus::Unknown
+        );
+        assert_eq!(a.checks_summary(), "1 unknown");
+        assert_eq!(
+            a.blocking_lines(),
+            vec![
+                "no-service-identity (unknown): could not read Service default/kubernetes to \
+                 compare IP SANs: services \"kubernetes\" is forbidden"
+                    .to_string()
+            ]
+        );
+    }
+
+    pub(crate) fn client_csr(
+        name: &str,
+        requester: &str,
+        groups: &[&str],
+        cn_node: &str,
+    ) -> CertificateSigningRequest {
+        let mut csr = serving_csr(name, requester, cn_node, &[]);
+        csr.spec.signer_name = policy::SIGNER_KUBELET_CLIENT.into();
+        csr.spec.usages = Some(vec!["digital signature".into(), "client auth".into()]);
+        csr.spec.groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        csr
+    }
+
+    fn allow_all(csr: &CertificateSigningRequest) -> ClusterFacts {
+        let mut f = facts();
+        for sub in sar_subresources(csr) {
+            f.sars.insert(SarQuestion::of(csr, sub), SarAnswer::Allowed);
+        }
+        f
+    }
+
+    fn detail_of(a: &Assessment, name: &str) -> String {
+        a.checks
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.detail.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn client_requesters_the_recognizers_are_for_pass() {
+        let boot = client_csr(
+            "node-csr-1",
+            "system:bootstrap:abcdef",
+            &["system:bootstrappers", "system:authenticated"],
+            "n1",
+        );
+        let renew = client_csr(
+            "csr-r",
+            "system:node:n1",
+            &["system:nodes", "system:authenticated"],
+            "n1",
+        );
+        for csr in [&boot, &renew] {
+            let a = assess(csr, &allow_all(csr));
+            assert_eq!(status_of(&a, check::REQUESTER), CheckStatus::Pass);
+            assert_eq!(
+                status_of(&a, check::REQUESTER_AUTHORIZED),
+                CheckStatus::Pass
+            );
+            assert!(a.passes(), "{:?}", a.blocking_lines());
+            assert_eq!(a.checks_summary(), "ok");
+        }
+        // The daemon's order: the node renewing itself is asked selfnodeclient first.
+        assert_eq!(
+            sar_subresources(&renew),
+            vec![SarSubresource::SelfNodeClient, SarSubresource::NodeClient]
+        );
+        assert_eq!(sar_subresources(&boot), vec![SarSubresource::NodeClient]);
+        let a = assess(&renew, &allow_all(&renew));
+        assert!(
+            detail_of(&a, check::REQUESTER_AUTHORIZED)
+                .ends_with("to create certificatesigningrequests/selfnodeclient"),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn other_client_requesters_fail_the_requester_check() {
+        let cases = [
+            (
+                "system:serviceaccount:ns:sa",
+                vec!["system:serviceaccounts", "system:authenticated"],
+                "n1",
+                "requester \"system:serviceaccount:ns:sa\" is neither the node itself",
+            ),
+            (
+                "system:node:n1",
+                vec!["system:nodes", "system:authenticated"],
+                "n2",
+                "node \"system:node:n1\" asks for a certificate for \"system:node:n2\"",
+            ),
+            (
+                "system:node:n1",
+                vec!["system:authenticated"],
+                "n1",
+                "node \"system:node:n1\" is not in group \"system:nodes\"",
+            ),
+            (
+                "alice",
+                vec!["system:nodes", "system:authenticated"],
+                "n1",
+                "requester \"alice\" is neither",
+            ),
+        ];
+        for (user, groups, cn, why) in cases {
+            let csr = client_csr("c", user, &groups, cn);
+            // Even a SubjectAccessReview that allows (a binding granting nodeclient to them)
+            // does not make these requesters right.
+            let a = assess(&csr, &allow_all(&csr));
+            assert_eq!(status_of(&a, check::REQUESTER), CheckStatus::Fail, "{user}");
+            assert!(detail_of(&a, check::REQUESTER).contains(why), "{a:?}");
+            assert_eq!(a.checks_summary(), "1 failed");
+            assert!(a.refusal().unwrap().contains("  - requester: "));
+        }
+    }
+
+    #[test]
+    fn sar_answers_decide_requester_authorized_in_the_daemons_order() {
+        let csr = client_csr(
+            "csr-r",
+            "system:node:n1",
+            &["system:nodes", "system:authenticated"],
+            "n1",
+        );
+        let selfq = SarQuestion::of(&csr, SarSubresource::SelfNodeClient);
+        let nodeq = SarQuestion::of(&csr, SarSubresource::NodeClient);
+
+        // Not asked at all: unknown, never a pass.
+        let a = assess(&csr, &facts());
+        assert_eq!(
+            status_of(&a, check::REQUESTER_AUTHORIZED),
+            CheckStatus::Unknown
+        );
+        assert!(!a.passes());
+
+        // selfnodeclient denied, nodeclient allowed: pass (the daemon tries both).
+        let mut f = facts();
+        f.sars
+            .insert(selfq.clone(), SarAnswer::Denied("no binding".into()));
+        f.sars.insert(nodeq.clone(), SarAnswer::Allowed);
+        let a = assess(&csr, &f);
+        assert_eq!(
+            status_of(&a, check::REQUESTER_AUTHORIZED),
+            CheckStatus::Pass
+        );
+
+        // Both denied: fail, naming both permissions.
+        f.sars
+            .insert(nodeq.clone(), SarAnswer::Denied(String::new()));
+        let a = assess(&csr, &f);
+        assert_eq!(
+            status_of(&a, check::REQUESTER_AUTHORIZED),
+            CheckStatus::Fail
+        );
+        let d = detail_of(&a, check::REQUESTER_AUTHORIZED);
+        assert!(
+            d.contains(
+                "create certificatesigningrequests/selfnodeclient (no binding), create certificatesigningrequests/nodeclient"
+            ),
+            "{d}"
+        );
+
+        // The first review could not be asked: unknown, even though the second would allow
+        // (the daemon stops and retries there too).
+        f.sars.insert(
+            selfq,
+            SarAnswer::Unasked("subjectaccessreviews is forbidden (Forbidden, 403)".into()),
+        );
+        f.sars.insert(nodeq, SarAnswer::Allowed);
+        let a = assess(&csr, &f);
+        assert_eq!(
+            status_of(&a, check::REQUESTER_AUTHORIZED),
+            CheckStatus::Unknown
+        );
+        assert_eq!(a.checks_summary(), "1 unknown");
+        let refusal = a.refusal().unwrap();
+        assert!(
+            refusal.contains("  - requester-authorized (unknown): could not ask whether \"system:node:n1\" may create certificatesigningrequests/selfnodeclient: subjectaccessreviews is forbidden"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains(
+                "  - requester-authorized: `create` on `subjectaccessreviews` (API group authorization.k8s.io)"
+            ),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn serving_csrs_get_no_requester_authorized_check() {
+        let csr = serving_csr("csr-s", "system:node:n1", "n1", &["n1", "10.1.0.1"]);
+        assert!(sar_subresources(&csr).is_empty());
+        let a = assess(&csr, &facts());
+        assert!(
+            a.checks
+                .iter()
+                .all(|c| c.name != check::REQUESTER_AUTHORIZED)
+        );
         assert!(a.passes());
     }
 

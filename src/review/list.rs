@@ -130,7 +130,12 @@ pub fn row(
         condition_column(csr),
     ];
     if wide {
-        let failed: Vec<&str> = a.failed().map(|c| c.name).collect();
+        // Unknown checks block approval too: listed with a marker.
+        let failed: Vec<String> = a
+            .failed()
+            .map(|c| c.name.to_owned())
+            .chain(a.unknown().map(|c| format!("{}(unknown)", c.name)))
+            .collect();
         r.push(
             csr.spec
                 .expiration_seconds
@@ -295,6 +300,8 @@ async fn watch(
         if !(args.all || is_pending(&csr) || printed.contains_key(&name)) {
             continue;
         }
+        // A client CSR from a requester not seen yet: its SubjectAccessReviews.
+        session.ask_sars(facts, std::slice::from_ref(&csr)).await;
         let mut a = assess(&csr, facts);
         // A node that registered after our first read: look it up once more.
         if let Some(node) = a.node_name.clone()

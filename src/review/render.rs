@@ -320,14 +320,22 @@ fn view(
     } else {
         check_lines(&a.checks)
     });
-    let verdict = if a.passes() {
-        "all checks pass: `tlsboot approve` will approve it".to_owned()
-    } else {
-        let n = a.failed().count();
-        format!(
-            "{n} check{} failed: `tlsboot approve` refuses it without --force",
-            if n == 1 { "" } else { "s" }
-        )
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let verdict = match (a.failed().count(), a.unknown().count()) {
+        (0, 0) => "all checks pass: `tlsboot approve` will approve it".to_owned(),
+        (f, 0) => format!(
+            "{f} check{} failed: `tlsboot approve` refuses it without --force",
+            plural(f)
+        ),
+        (0, u) => format!(
+            "{u} check{} could not be evaluated: `tlsboot approve` refuses it without --force",
+            plural(u)
+        ),
+        (f, u) => format!(
+            "{f} check{} failed and {u} could not be evaluated: `tlsboot approve` refuses it \
+             without --force",
+            plural(f)
+        ),
     };
     let _ = writeln!(o, "Verdict: {verdict}");
     o

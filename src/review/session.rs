@@ -7,13 +7,15 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec, SubjectAccessReview,
 };
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::api::{Api, ListParams, PostParams};
 
-use super::assess::{ClusterFacts, NodeLookup, OwnedAddress, assess};
+use super::assess::{
+    ClusterFacts, NodeLookup, OwnedAddress, SarAnswer, SarQuestion, assess, sar_subresources,
+};
 use super::error::{ReviewError, kube_error_text};
 use crate::cluster::Connection;
 
@@ -167,7 +169,49 @@ impl Session {
             }
         }
         facts.api_service_ips = self.api_service_ips().await?;
+        self.ask_sars(&mut facts, csrs).await;
         Ok(facts)
+    }
+
+    /// Asks the SubjectAccessReviews the daemon would send for the kubelet client CSRs among
+    /// `csrs` (built by the daemon's own builder), in its order, stopping per CSR where the
+    /// daemon would stop; questions already answered in `facts` are not asked again. Nothing
+    /// fails here: a review that cannot be asked is recorded, and its check is unknown.
+    pub async fn ask_sars(&self, facts: &mut ClusterFacts, csrs: &[CertificateSigningRequest]) {
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        // After one 403 every other review would get the same answer: don't ask N times.
+        let mut refused: Option<String> = None;
+        for csr in csrs {
+            for sub in sar_subresources(csr) {
+                let question = SarQuestion::of(csr, sub);
+                let answer = match facts.sars.get(&question) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a = match &refused {
+                            Some(why) => SarAnswer::Unasked(why.clone()),
+                            None => {
+                                let sar = crate::policy::subject_access_review(csr, sub);
+                                match api.create(&PostParams::default(), &sar).await {
+                                    Ok(r) => sar_answer(r),
+                                    Err(e) => {
+                                        let why = kube_error_text(&e);
+                                        if status_code(&e) == Some(403) {
+                                            refused = Some(why.clone());
+                                        }
+                                        SarAnswer::Unasked(why)
+                                    }
+                                }
+                            }
+                        };
+                        facts.sars.insert(question, a.clone());
+                        a
+                    }
+                };
+                if !matches!(answer, SarAnswer::Denied(_)) {
+                    break;
+                }
+            }
+        }
     }
 
     /// One Node by GET.
@@ -322,6 +366,24 @@ impl Session {
         out.push_str(server_message);
         out
     }
+}
+
+/// `status.allowed` decides, as for the daemon; no status at all is no answer.
+fn sar_answer(r: SubjectAccessReview) -> SarAnswer {
+    let Some(status) = r.status else {
+        return SarAnswer::Unasked("the SubjectAccessReview came back without a status".into());
+    };
+    if status.allowed {
+        return SarAnswer::Allowed;
+    }
+    let mut why: Vec<String> = Vec::new();
+    if let Some(reason) = status.reason.filter(|r| !r.is_empty()) {
+        why.push(reason);
+    }
+    if let Some(err) = status.evaluation_error.filter(|e| !e.is_empty()) {
+        why.push(format!("evaluation error: {err}"));
+    }
+    SarAnswer::Denied(why.join("; "))
 }
 
 fn node_addresses(n: &Node) -> Vec<OwnedAddress> {

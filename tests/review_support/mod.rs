@@ -18,6 +18,7 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
 };
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -25,6 +26,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use tlsboot_harness::{ControlPlane, UserKubeconfig};
 
 pub const SERVING: &str = "kubernetes.io/kubelet-serving";
+pub const CLIENT: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 
 /// The real `tlsboot` binary with `kubeconfig` and nothing inherited that could change it.
 pub fn tlsboot_command(kubeconfig: &Path) -> Command {
@@ -211,4 +213,131 @@ pub fn row<'a>(table: &'a str, name: &str) -> Option<Vec<&'a str>> {
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .find(|cells| cells.first() == Some(&name))
+}
+
+/// A kubelet client request for `cn_node` (`O=system:nodes, CN=system:node:<cn_node>`, no
+/// SANs), filed with `client` as the requester; returns the CSR name.
+pub async fn create_client_csr(client: kube::Client, cn_node: &str) -> String {
+    create_csr(
+        client,
+        serving_request(cn_node, &[]).as_bytes(),
+        CLIENT,
+        &["digital signature", "client auth"],
+    )
+    .await
+}
+
+/// A ClusterRole with `rules` bound to the user named `user` (a ServiceAccount's user name
+/// works too: RBAC matches User subjects by name).
+pub async fn bind(cp: &ControlPlane, user: &str, rules: Vec<PolicyRule>) {
+    let client = cp.admin_client().unwrap();
+    let name = format!("review-e2e-{user}");
+    Api::<ClusterRole>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &ClusterRole {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                rules: Some(rules),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(client)
+        .create(
+            &PostParams::default(),
+            &ClusterRoleBinding {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name,
+                },
+                subjects: Some(vec![Subject {
+                    kind: "User".into(),
+                    name: user.into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+pub fn rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(v(groups)),
+        resources: Some(v(resources)),
+        verbs: v(verbs),
+        resource_names: if names.is_empty() {
+            None
+        } else {
+            Some(v(names))
+        },
+        ..Default::default()
+    }
+}
+
+/// One permission of the reviewer role (docs/review.md) a test can leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lacking {
+    /// Has `get` on nodes, not `list`.
+    ListNodes,
+    /// No `get` on the `default/kubernetes` Service.
+    GetServices,
+    /// No `create` on `subjectaccessreviews`.
+    CreateSubjectAccessReviews,
+}
+
+/// A new user with docs/review.md's reviewer role (approve for both kubelet signers) except
+/// `lacking`; returns the user name and its kubeconfig.
+pub async fn reviewer(cp: &ControlPlane, lacking: Lacking) -> (String, UserKubeconfig) {
+    let user = cp.unique_name("reviewer");
+    let mut rules = vec![
+        rule(
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+            &["get", "list", "watch"],
+            &[],
+        ),
+        rule(
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests/approval"],
+            &["update"],
+            &[],
+        ),
+        rule(
+            &["certificates.k8s.io"],
+            &["signers"],
+            &["approve"],
+            &[SERVING, CLIENT],
+        ),
+    ];
+    rules.push(if lacking == Lacking::ListNodes {
+        rule(&[""], &["nodes"], &["get"], &[])
+    } else {
+        rule(&[""], &["nodes"], &["get", "list"], &[])
+    });
+    if lacking != Lacking::GetServices {
+        rules.push(rule(&[""], &["services"], &["get"], &["kubernetes"]));
+    }
+    if lacking != Lacking::CreateSubjectAccessReviews {
+        rules.push(rule(
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews"],
+            &["create"],
+            &[],
+        ));
+    }
+    bind(cp, &user, rules).await;
+    let kc = cp.user_kubeconfig(&user, &[]).await.unwrap();
+    (user, kc)
 }
