@@ -8,6 +8,7 @@ mod client;
 pub mod kubeconfig;
 
 pub use approval::{
-    ApprovalError, ApprovalOutcome, ApprovalWrite, Decision as ApprovalDecision, write_approval,
+    ApprovalError, ApprovalOutcome, ApprovalWrite, Decision as ApprovalDecision, RequesterField,
+    write_approval,
 };
 pub use client::{Connection, ConnectionError, chain_text, client, client_from, config};

@@ -24,6 +24,9 @@ pub enum Outcome {
     invalid,
     queued_for_review,
     denied,
+    /// Decided, then deleted and re-created under the same name before the write: the
+    /// decision was not written (the new object is decided on its own).
+    replaced,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,7 +77,7 @@ impl Metrics {
         };
         registry.register(
             "csr_decisions",
-            "CSR decisions by signer and outcome (approved, not_authorized, invalid, queued_for_review, denied)",
+            "CSR decisions by signer and outcome (approved, not_authorized, invalid, queued_for_review, denied, replaced)",
             m.decisions.clone(),
         );
         registry.register(

@@ -385,9 +385,11 @@ async fn write(
         ApprovalDecision::Approve => Verdict::Authorize,
         ApprovalDecision::Deny => Verdict::Reject,
     };
-    // Every copy we are about to write that differs from the one just decided (a re-read
-    // after a 409) is decided again from scratch: spec is immutable, but it may have been
-    // decided meanwhile. The first copy *is* the decided one: no second parse.
+    // write_approval only ever writes to the decided object from the decided requester
+    // (same metadata.uid and spec requester fields), so the SubjectAccessReviews above
+    // still speak for any copy that reaches this check. What can differ on a re-read after
+    // a 409 is the content's verdict (it may have been decided meanwhile): judged again.
+    // The first copy *is* the decided one: no second parse.
     let decided_version = csr.metadata.resource_version.clone();
     let recheck = |fresh: &CertificateSigningRequest| {
         if decided_version.is_some() && fresh.metadata.resource_version == decided_version {
@@ -415,6 +417,35 @@ async fn write(
         Ok(ApprovalOutcome::AlreadyDone) => Ok(false),
         Ok(ApprovalOutcome::Refused(why)) => {
             tracing::info!(reason = %why, "not writing: CSR changed meanwhile");
+            Ok(false)
+        }
+        // Deleted and re-created under the same name between the decision and the write:
+        // the new object is someone else's request and gets nothing from this decision.
+        // No requeue is needed for it: its creation is a watch event, which queues the
+        // name (work.rs `feed`; the reflector stores the new object before the event is
+        // handed on), and a name queued while this reconcile holds it runs again once
+        // it is done (queue.rs `add` → dirty → `done`). That run looks the name up in the
+        // store, so it decides the new object from scratch: content, then its own SARs.
+        Ok(ApprovalOutcome::Replaced { old_uid, new_uid }) => {
+            ctx.metrics
+                .decision(&csr.spec.signer_name, Outcome::replaced);
+            tracing::warn!(
+                %old_uid,
+                %new_uid,
+                condition = decision.condition_type(),
+                "not writing: the CSR was deleted and re-created under the same name since it \
+                 was decided; the new object gets a decision of its own"
+            );
+            Ok(false)
+        }
+        Ok(ApprovalOutcome::RequesterChanged { uid, fields }) => {
+            let fields: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+            tracing::warn!(
+                %uid,
+                fields = %fields.join(", "),
+                condition = decision.condition_type(),
+                "not writing: the re-read CSR names a different requester than the one decided on"
+            );
             Ok(false)
         }
         // Someone else decided the other way: theirs stands, never a second condition.

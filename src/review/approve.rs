@@ -250,6 +250,19 @@ pub async fn decide_one(
         Ok(ApprovalOutcome::Written(stored)) => Ok(Done::Written(stored)),
         Ok(ApprovalOutcome::AlreadyDone) => Ok(Done::Already(Box::new(original))),
         Ok(ApprovalOutcome::Refused(r)) => Err(ReviewError::Refused(r)),
+        Ok(ApprovalOutcome::Replaced { old_uid, new_uid }) => Err(ReviewError::Refused(format!(
+            "certificate signing request {name:?} was deleted and re-created since it was \
+             reviewed (reviewed uid {old_uid}, now uid {new_uid}); nothing was written: \
+             review it again"
+        ))),
+        Ok(ApprovalOutcome::RequesterChanged { uid, fields }) => {
+            let fields: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+            Err(ReviewError::Refused(format!(
+                "certificate signing request {name:?} (uid {uid}) names a different requester \
+                 ({}) than when it was reviewed; nothing was written: review it again",
+                fields.join(", ")
+            )))
+        }
         Err(ApprovalError::NotFound { name }) => Err(ReviewError::NotFound { name }),
         Err(ApprovalError::Forbidden {
             action, message, ..

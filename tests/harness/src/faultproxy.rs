@@ -86,6 +86,66 @@ pub struct Faults {
     pub conflict_on_approval: f64,
     /// Per-identity faults, checked before everything else.
     pub identity: Vec<IdentityFault>,
+    /// Holds the first approval write for one CSR until the test releases it
+    /// (see [`ApprovalHold`]); checked before every other fault.
+    pub hold_approval: Option<ApprovalHold>,
+}
+
+/// Holds the first `PUT …/certificatesigningrequests/<name>/approval` that reaches the
+/// proxy until the test calls [`ApprovalHold::release`], then forwards it unchanged: the
+/// test can change the CSR between a client's read and its write (e.g. delete it and
+/// create another under the same name), and kube-apiserver answers the stale write
+/// itself (a real 409). Only the first matching request is held; later ones pass.
+#[derive(Debug, Clone)]
+pub struct ApprovalHold(Arc<HoldState>);
+
+#[derive(Debug)]
+struct HoldState {
+    name: String,
+    taken: std::sync::atomic::AtomicBool,
+    arrived: tokio::sync::Notify,
+    released: tokio::sync::Notify,
+}
+
+impl ApprovalHold {
+    /// Armed for CSR `name`.
+    pub fn new(name: &str) -> ApprovalHold {
+        ApprovalHold(Arc::new(HoldState {
+            name: name.to_owned(),
+            taken: std::sync::atomic::AtomicBool::new(false),
+            arrived: tokio::sync::Notify::new(),
+            released: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// Waits until the held write has arrived (returns at once if it already did).
+    pub async fn arrived(&self) {
+        self.0.arrived.notified().await;
+    }
+
+    /// Lets the held write go on to kube-apiserver (or, released before it arrives,
+    /// lets it pass without waiting).
+    pub fn release(&self) {
+        self.0.released.notify_one();
+    }
+
+    /// Whether a write was caught.
+    pub fn caught(&self) -> bool {
+        self.0.taken.load(Ordering::SeqCst)
+    }
+
+    /// True once, for the first approval write to the armed name.
+    fn take(&self, method: &Method, path: &str) -> bool {
+        *method == Method::PUT
+            && approval_target(path) == Some(self.0.name.as_str())
+            && !self.0.taken.swap(true, Ordering::SeqCst)
+    }
+
+    async fn hold(&self) {
+        // notify_one stores a permit: neither side can miss the other.
+        self.0.arrived.notify_one();
+        self.0.released.notified().await;
+    }
 }
 
 /// One request that was not a read, as the proxy saw it.
@@ -540,6 +600,12 @@ async fn handle(
 
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+
+    if let Some(hold) = &faults.hold_approval
+        && hold.take(&method, &path)
+    {
+        hold.hold().await;
     }
 
     let injected = decide(&shared, &faults, &identity, &method, &path, watch);
