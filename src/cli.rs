@@ -97,11 +97,25 @@ pub fn program_name() -> &'static str {
 }
 
 /// [`Cli::parse`], with usage text saying `kubectl tlsboot …` when run as the kubectl plugin.
+///
+/// `controller` flags that are only wrong together (e.g. a renew deadline not below the
+/// lease duration) are refused here too, as a usage error like any other (exit 2).
 pub fn parse() -> Cli {
     let mut cmd = Cli::command();
     if program_name() == "kubectl-tlsboot" {
         cmd = cmd.bin_name("kubectl tlsboot");
     }
-    let matches = cmd.get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let matches = cmd.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Command::Controller(args) = &cli.command
+        && let Err(e) = args.validate()
+    {
+        let kind = clap::error::ErrorKind::ArgumentConflict;
+        let err = match cmd.find_subcommand_mut("controller") {
+            Some(sub) => sub.error(kind, e),
+            None => cmd.error(kind, e),
+        };
+        err.exit();
+    }
+    cli
 }

@@ -5,11 +5,47 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::lease::{LeaseConfig, default_identity};
+use super::lease::{self, LeaseConfig, default_identity};
+
+/// The longest `--sar-cache-ttl`. A cached "allowed" answer keeps approving CSRs of that
+/// requester for up to the TTL after the RoleBinding granting it was removed: a revoked
+/// bootstrap group must stop getting certificates within seconds, as it does with
+/// kube-controller-manager (one SubjectAccessReview per CSR).
+pub const MAX_SAR_CACHE_TTL: Duration = Duration::from_secs(10);
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("invalid duration {s:?}: {e} (examples: 500ms, 15s, 5m)"))
+}
+
+// Range checks live in the value parsers so clap refuses a bad value as a usage error
+// (exit 2), before anything connects.
+
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    lease::check_lease_duration(parse_duration(s)?).map_err(|e| e.to_string())
+}
+
+fn parse_renew_deadline(s: &str) -> Result<Duration, String> {
+    lease::check_period("--leader-elect-renew-deadline", parse_duration(s)?)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_retry_period(s: &str) -> Result<Duration, String> {
+    lease::check_period("--leader-elect-retry-period", parse_duration(s)?)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_sar_cache_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_SAR_CACHE_TTL {
+        return Err(format!(
+            "--sar-cache-ttl ({}) must be at most {}: a cached answer keeps approving a \
+             requester that long after its RoleBinding is removed",
+            lease::show(d),
+            lease::show(MAX_SAR_CACHE_TTL)
+        ));
+    }
+    Ok(d)
 }
 
 /// Raw flags. Validated once into [`Config`]; nothing else reads these.
@@ -18,14 +54,16 @@ pub struct ControllerArgs {
     /// Elect a leader on a Lease so only one replica writes (set false for a single replica).
     #[arg(long, env = "TLSBOOT_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub leader_elect: bool,
-    /// How long followers wait before taking over an unrenewed lease.
-    #[arg(long, env = "TLSBOOT_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    /// How long followers wait before taking over an unrenewed lease: whole seconds,
+    /// 1s..=5m (written to the Lease as leaseDurationSeconds).
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
     pub leader_elect_lease_duration: Duration,
-    /// How long the leader keeps acting without a successful renewal (must be < lease duration).
-    #[arg(long, env = "TLSBOOT_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    /// How long the leader keeps acting without a successful renewal (must be < lease duration
+    /// and > 1.2 x retry period, client-go's rules).
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_renew_deadline)]
     pub leader_elect_renew_deadline: Duration,
-    /// Interval between lease acquire/renew attempts (must be < renew deadline).
-    #[arg(long, env = "TLSBOOT_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    /// Interval between lease acquire/renew attempts (1.2 x it must be < renew deadline).
+    #[arg(long, env = "TLSBOOT_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_retry_period)]
     pub leader_elect_retry_period: Duration,
     /// Name of the Lease.
     #[arg(
@@ -68,8 +106,9 @@ pub struct ControllerArgs {
     pub backoff_max: Duration,
 
     /// How long a SubjectAccessReview answer is reused for the same requester and
-    /// subresource (0 = ask for every CSR, like kube-controller-manager).
-    #[arg(long, env = "TLSBOOT_SAR_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    /// subresource (0 = ask for every CSR, like kube-controller-manager; at most 10s, so
+    /// a removed RoleBinding stops approvals promptly).
+    #[arg(long, env = "TLSBOOT_SAR_CACHE_TTL", default_value = "1s", value_parser = parse_sar_cache_ttl)]
     pub sar_cache_ttl: Duration,
     /// Events one requester may cause per minute (beyond: logged only), so a flood of
     /// junk CSRs from one token cannot become an Event storm.
@@ -121,6 +160,14 @@ pub struct Config {
 #[error("invalid controller configuration: {0}")]
 pub struct ConfigError(String);
 
+impl ControllerArgs {
+    /// The checks that involve several flags, for the command line to refuse them as a
+    /// usage error (exit 2) before anything starts; each flag alone was checked by clap.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        Config::try_from(self.clone()).map(drop)
+    }
+}
+
 impl TryFrom<ControllerArgs> for Config {
     type Error = ConfigError;
 
@@ -158,7 +205,7 @@ impl TryFrom<ControllerArgs> for Config {
                 renew_deadline: leader_elect_renew_deadline,
                 retry_period: leader_elect_retry_period,
             };
-            l.validate().map_err(ConfigError)?;
+            l.validate().map_err(|e| ConfigError(e.to_string()))?;
             Some(l)
         } else {
             None
@@ -247,5 +294,95 @@ mod tests {
         assert!(e.contains("invalid duration"), "{e}");
         let e = parse(&["--concurrency", "0"]).unwrap_err();
         assert!(e.contains("--concurrency"), "{e}");
+    }
+
+    #[test]
+    fn lease_duration_is_whole_seconds_within_range() {
+        // Truncated to leaseDurationSeconds, 1500ms would become 1 s on the Lease while
+        // our own fence ran on 1.5 s: a follower could act while we still write.
+        for bad in ["1500ms", "500ms", "15s 1ns"] {
+            let e = parse(&["--leader-elect-lease-duration", bad]).unwrap_err();
+            assert!(
+                e.contains("must be a whole number of seconds"),
+                "{bad}: {e}"
+            );
+        }
+        for bad in ["0s", "301s", "1h"] {
+            let e = parse(&["--leader-elect-lease-duration", bad]).unwrap_err();
+            assert!(e.contains("must be between 1s and 5m"), "{bad}: {e}");
+        }
+        let c = parse(&[
+            "--leader-elect-lease-duration",
+            "5m",
+            "--leader-elect-renew-deadline",
+            "4m",
+            "--leader-elect-retry-period",
+            "30s",
+        ])
+        .unwrap();
+        assert_eq!(c.lease.unwrap().lease_duration, Duration::from_secs(300));
+        // Sub-second renew deadline and retry period are fine: they are never written.
+        let c = parse(&[
+            "--leader-elect-lease-duration",
+            "3s",
+            "--leader-elect-renew-deadline",
+            "2500ms",
+            "--leader-elect-retry-period",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(c.lease.unwrap().renew_deadline, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn periods_are_positive_and_bounded() {
+        let e = parse(&["--leader-elect-retry-period", "0s"]).unwrap_err();
+        assert!(
+            e.contains("--leader-elect-retry-period (0s) must be between"),
+            "{e}"
+        );
+        let e = parse(&["--leader-elect-renew-deadline", "10m"]).unwrap_err();
+        assert!(
+            e.contains("--leader-elect-renew-deadline (10m) must be between"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn client_go_ordering_rules_hold() {
+        let e = parse(&["--leader-elect-renew-deadline", "15s"]).unwrap_err();
+        assert!(
+            e.contains("--leader-elect-lease-duration (15s) must be greater than --leader-elect-renew-deadline (15s)"),
+            "{e}"
+        );
+        // client-go: renewDeadline must be greater than retryPeriod*JitterFactor (1.2).
+        let e = parse(&["--leader-elect-retry-period", "9s"]).unwrap_err();
+        assert!(
+            e.contains("--leader-elect-renew-deadline (10s) must be greater than --leader-elect-retry-period (9s) x 1.2"),
+            "{e}"
+        );
+        assert!(parse(&["--leader-elect-retry-period", "8s"]).is_ok());
+        // Not checked without election: the flags are unused then.
+        assert!(parse(&["--leader-elect=false", "--leader-elect-retry-period", "9s"]).is_ok());
+    }
+
+    #[test]
+    fn sar_cache_ttl_is_bounded() {
+        let e = parse(&["--sar-cache-ttl", "11s"]).unwrap_err();
+        assert!(
+            e.contains("--sar-cache-ttl (11s) must be at most 10s"),
+            "{e}"
+        );
+        let e = parse(&["--sar-cache-ttl", "1h"]).unwrap_err();
+        assert!(e.contains("must be at most 10s"), "{e}");
+        assert_eq!(
+            parse(&["--sar-cache-ttl", "10s"]).unwrap().sar_cache_ttl,
+            MAX_SAR_CACHE_TTL
+        );
+        assert_eq!(
+            parse(&["--sar-cache-ttl", "0s"]).unwrap().sar_cache_ttl,
+            Duration::ZERO
+        );
+        assert_eq!(parse(&[]).unwrap().sar_cache_ttl, Duration::from_secs(1));
     }
 }

@@ -3,7 +3,10 @@
 //! Watches CSRs of the two kubelet signers (one field-selected watch each), reconciles
 //! each through the policy core, asks SubjectAccessReviews in upstream order, and writes
 //! approvals only while holding a valid leader lease (checked immediately before every
-//! write). Standbys keep warm caches (so `/readyz` is true) but make no API calls.
+//! write). Standbys keep warm caches (so `/readyz` is true) but make no API calls. A
+//! leader that sees the Lease taken steps down to standby in place: its queued and
+//! in-flight reconciles are fenced (no write, no Event) and becoming leader again re-runs
+//! every CSR.
 
 pub mod authz;
 pub mod config;
@@ -311,15 +314,39 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
         let client = client.clone();
         let stop = work_stop.clone();
         tokio::spawn(async move {
-            // Deletions are idempotent (UID precondition), but only the leader acts,
-            // like every other write of this daemon.
-            tokio::select! {
-                _ = leader.became_leader() => {}
-                _ = stop.cancelled() => return,
-            }
-            tracing::info!("expired bootstrap-token cleaner started");
-            if let Err(e) = crate::token::run_token_cleaner(client, stop).await {
-                tracing::error!(error = %e, "expired bootstrap-token cleaner stopped");
+            // Deletions are idempotent (UID precondition), but only the leader acts, like
+            // every other write of this daemon: the cleaner runs for one leadership term at
+            // a time and is stopped when we step down.
+            loop {
+                tokio::select! {
+                    led = leader.became_leader() => {
+                        if !led {
+                            return;
+                        }
+                    }
+                    _ = stop.cancelled() => return,
+                }
+                let term = stop.child_token();
+                let mut watching = leader.clone();
+                let end_term = term.clone();
+                let ended = tokio::spawn(async move {
+                    tokio::select! {
+                        _ = watching.stopped_leading() => end_term.cancel(),
+                        _ = end_term.cancelled() => {}
+                    }
+                });
+                tracing::info!("expired bootstrap-token cleaner started");
+                if let Err(e) = crate::token::run_token_cleaner(client.clone(), term.clone()).await
+                {
+                    tracing::error!(error = %e, "expired bootstrap-token cleaner stopped");
+                }
+                term.cancel();
+                let _ = ended.await;
+                // After an error while still leading, retry only in a later term.
+                tokio::select! {
+                    _ = leader.stopped_leading() => {}
+                    _ = stop.cancelled() => return,
+                }
             }
         });
     }
@@ -372,8 +399,10 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
             Ok(())
         }
         res = &mut elector_done => {
-            // Fail-stop: the moment the lease is lost, stop acting (the controller
-            // futures are dropped, aborting in-flight reconciles) and exit non-zero.
+            // Fail-stop when the renew deadline passed without the API server answering
+            // (a step-down after a conflict or a foreign holder never ends the elector):
+            // stop acting (the controller futures are dropped, aborting in-flight
+            // reconciles) and exit non-zero, as kube-controller-manager does.
             match res {
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "leadership lost: stopping");

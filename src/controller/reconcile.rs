@@ -470,7 +470,8 @@ async fn publish_event(
     action: &str,
     mut note: String,
 ) {
-    if ctx.config.dry_run {
+    // A reconcile in flight when we stepped down must not write anything either.
+    if ctx.config.dry_run || !ctx.leader.is_leader() {
         return;
     }
     let requestor = csr.spec.username.as_deref().unwrap_or("");
