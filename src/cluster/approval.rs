@@ -149,7 +149,9 @@ struct Binding {
 enum Unbound {
     /// The copy has no uid: it cannot be shown to be the decided object.
     NoUid,
-    Replaced { new_uid: String },
+    Replaced {
+        new_uid: String,
+    },
     Requester(Vec<RequesterField>),
 }
 
