@@ -250,11 +250,8 @@ async fn lease_taken_by_another_holder_makes_the_leader_step_down_without_exitin
     )
     .await;
     assert_eq!(conditions(&csr).len(), 1, "{:?}", conditions(&csr));
-    assert_running(&d);
-    assert!(d.is_leader(), "{}", d.logs());
-    assert_eq!(transitions(&d), 2.0, "leader, follower, leader again");
 
-    // What the daemon sent, as the proxy saw it.
+    // What the daemon sent, as the proxy saw it. Its taking the Lease back, if it did:
     let writes = handle.writes();
     let mine = |w: &&WriteRecord| w.identity == d.name;
     let reacquired = writes
@@ -263,8 +260,20 @@ async fn lease_taken_by_another_holder_makes_the_leader_step_down_without_exitin
         .filter(|w| w.path.contains("/leases/") && w.method == HttpMethod::PUT)
         .filter(|w| w.status == 200 && w.at > taken)
         .map(|w| w.at)
-        .next()
-        .expect("the daemon took the Lease back");
+        .next();
+    let following_until = reacquired.unwrap_or_else(Instant::now);
+    // Nothing at all (approval, Event, SubjectAccessReview) while following.
+    let while_following: Vec<&WriteRecord> = writes
+        .iter()
+        .filter(mine)
+        .filter(|w| !w.path.contains("/leases/"))
+        .filter(|w| w.at >= stepped_down && w.at < following_until)
+        .collect();
+    assert!(
+        while_following.is_empty(),
+        "the daemon wrote while another holder's lease was valid: {while_following:#?}"
+    );
+    let reacquired = reacquired.expect("the daemon took the Lease back");
     assert!(
         filed < reacquired,
         "the CSR must be filed while the daemon follows"
@@ -275,17 +284,6 @@ async fn lease_taken_by_another_holder_makes_the_leader_step_down_without_exitin
         reacquired >= taken + Duration::from_secs(FOREIGN_SECS as u64),
         "took the Lease back {:?} after it was taken; the other holder's lease was {FOREIGN_SECS} s",
         reacquired - taken
-    );
-    // Nothing at all (approval, Event, SubjectAccessReview) while following.
-    let while_following: Vec<&WriteRecord> = writes
-        .iter()
-        .filter(mine)
-        .filter(|w| !w.path.contains("/leases/"))
-        .filter(|w| w.at >= stepped_down && w.at < reacquired)
-        .collect();
-    assert!(
-        while_following.is_empty(),
-        "the daemon wrote while another holder's lease was valid: {while_following:#?}"
     );
     let approvals: Vec<&WriteRecord> = writes
         .iter()
@@ -298,6 +296,9 @@ async fn lease_taken_by_another_holder_makes_the_leader_step_down_without_exitin
             .all(|w| w.identity == d.name && w.at > reacquired),
         "{name} was written before the daemon held the Lease again: {approvals:#?}"
     );
+    assert_running(&d);
+    assert!(d.is_leader(), "{}", d.logs());
+    assert_eq!(transitions(&d), 2.0, "leader, follower, leader again");
     let holder = leases(cp)
         .get(LEASE)
         .await
