@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use controller_support::*;
 use fault_support::*;
 use tlsboot_harness::Component;
-use tlsboot_harness::faultproxy::{FaultHandle, Faults};
+use tlsboot_harness::faultproxy::{FaultHandle, Faults, WriteRecord};
 
 fn outage() -> Duration {
     Duration::from_secs(
@@ -38,6 +38,28 @@ fn approvals_of(handle: &FaultHandle, names: &[String]) -> (Instant, Instant) {
         .collect();
     t.sort();
     (*t.first().expect("approved"), *t.last().expect("approved"))
+}
+
+/// Waits until an approval PUT for one of `names` has reached the proxy and is not
+/// answered yet.
+async fn wait_approval_in_flight(handle: &FaultHandle, names: &[String]) {
+    let start = Instant::now();
+    loop {
+        let requests = handle.approval_requests();
+        let in_flight = names
+            .iter()
+            .filter_map(|n| requests.get(n))
+            .flatten()
+            .any(WriteRecord::in_flight);
+        if in_flight {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no approval of {names:?} reached the proxy: {requests:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -67,10 +89,9 @@ async fn apiserver_and_etcd_killed_and_restarted() {
     ] {
         let label = component.name();
         // CSRs pending at the moment of the kill: the proxy holds each request of the
-        // daemon for LATENCY, and the kill comes LATENCY + 1 s after the CSRs, when the
-        // daemon's SubjectAccessReviews are answered and its approval PUTs are on their way.
-        const LATENCY: Duration = Duration::from_secs(3);
-        handle.set(|f| f.latency = LATENCY);
+        // daemon for 3 s, and the kill comes as soon as an approval PUT of one of them
+        // has reached the proxy: it is in flight when the component dies.
+        handle.set(|f| f.latency = Duration::from_secs(3));
         let mut pending = Vec::new();
         for _ in 0..third {
             let name = cp.unique_name(&format!("node-csr-{label}"));
@@ -78,7 +99,7 @@ async fn apiserver_and_etcd_killed_and_restarted() {
             create_client_csr(client.clone(), &name, &pem).await;
             pending.push(name);
         }
-        tokio::time::sleep(LATENCY + Duration::from_secs(1)).await;
+        wait_approval_in_flight(&handle, &pending).await;
         let errors_before = handle.stats().upstream_errors;
         cp.stop(component);
         let killed = Instant::now();

@@ -113,6 +113,13 @@ pub struct WriteRecord {
     pub injected: bool,
 }
 
+impl WriteRecord {
+    /// Reached the proxy, not answered yet, and its client still waits.
+    pub fn in_flight(&self) -> bool {
+        self.status == 0 && self.done == self.at
+    }
+}
+
 /// Counters of what passed through.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
