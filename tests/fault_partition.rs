@@ -139,4 +139,8 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
         handle.stats().injected_identity,
     );
     figure_tally("partition", &tally, &[&a, &b], &[leader]);
+    assert!(
+        handle.stats().injected_identity > 0,
+        "no Lease PUT was refused"
+    );
 }
