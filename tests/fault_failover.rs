@@ -83,8 +83,7 @@ async fn sigterm_then_sigkill_of_the_leader_during_bursts() {
     let release = handle
         .writes()
         .into_iter()
-        .filter(|w| w.identity == first.name && w.path.contains("/leases/") && w.at >= termed)
-        .next_back();
+        .rfind(|w| w.identity == first.name && w.path.contains("/leases/") && w.at >= termed);
     figure(
         "failover",
         "sigterm_to_lease_release_answered_ms",
