@@ -39,10 +39,10 @@ async fn errors_and_throttling_during_a_join() {
     // Give a slow invalid CSR time to be (wrongly) approved before checking.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let (lost, dup) = assert_joins_exactly_once(cp, &handle, &joined, &invalid, &d).await;
+    let tally = assert_joins_exactly_once(cp, &handle, &joined, &invalid, &d).await;
     let s = handle.stats();
     let took: Vec<Duration> = joined.iter().map(|j| j.took).collect();
-    figure("errors", "nodes", n);
+    figure("errors", "nodes", joined.len());
     figure("errors", "requests", s.requests);
     figure("errors", "injected_500", s.injected_500);
     figure("errors", "injected_429", s.injected_429);
@@ -57,7 +57,7 @@ async fn errors_and_throttling_during_a_join() {
         "join_p99_s",
         format!("{:.2}", percentile(took, 0.99).as_secs_f64()),
     );
-    figure_tally("errors", lost, dup);
+    figure_tally("errors", &tally, &[&d], &[]);
     assert!(
         s.injected_500 > 0 && s.injected_429 > 0,
         "faults were injected: {s:?}"

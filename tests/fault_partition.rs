@@ -86,7 +86,7 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
         lease_ok(&standby.name).iter().all(|t| *t > last_renew),
         "the standby held the lease while the leader still renewed"
     );
-    let (lost, dup) = assert_exactly_once(cp, &approvals, &valid, &invalid).await;
+    let tally = assert_exactly_once(cp, &handle, &valid, &invalid).await;
 
     let status = leader
         .child
@@ -104,7 +104,7 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
     assert_running(standby);
     assert!(standby.is_leader());
 
-    figure("partition", "nodes", n);
+    figure("partition", "nodes", joined.len());
     // Signed: negative = the last write arrived after the bound (still within IN_TRANSIT).
     let margin_ms = if fence >= old_last {
         (fence - old_last).as_millis() as i128
@@ -138,5 +138,9 @@ async fn leader_partitioned_from_its_lease_stops_before_expiry() {
         "lease_puts_refused",
         handle.stats().injected_identity,
     );
-    figure_tally("partition", lost, dup);
+    figure_tally("partition", &tally, &[&a, &b], &[leader]);
+    assert!(
+        handle.stats().injected_identity > 0,
+        "no Lease PUT was refused"
+    );
 }

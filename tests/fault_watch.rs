@@ -64,14 +64,18 @@ async fn watch_cuts_410_and_a_proxy_restart_during_a_join() {
 
     let invalid = create_invalid(cp, &boot, 3).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (lost, dup) = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, &invalid).await;
+    let tally = assert_exactly_once(cp, &handle, &valid, &invalid).await;
     assert_running(&d);
     let s = handle.stats();
     figure("watch", "nodes", valid.len());
     figure("watch", "watches_cut", s.watches_cut);
     figure("watch", "watches_410", s.injected_410_watches);
     figure("watch", "connections_refused", s.refused_connections);
-    figure_tally("watch", lost, dup);
+    figure_tally("watch", &tally, &[&d], &[]);
     assert!(s.watches_cut > 0, "{s:?}");
+    assert!(
+        s.refused_connections > 0,
+        "the restart refused no connection: {s:?}"
+    );
     assert_eq!(s.injected_410_watches, 2, "{s:?}");
 }

@@ -322,20 +322,53 @@ async fn approve_after_deny_fails_and_repeats_add_no_condition() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn concurrent_approvals_from_two_processes_write_one_condition() {
+    use tlsboot_harness::faultproxy::{FaultProxy, Faults, kubeconfig_token};
     let Some(cp) = control_plane().await else {
         return;
     };
+    // Both processes talk to kube-apiserver through the fault proxy, which holds every
+    // approval PUT for 3 s: both have read the CSR before either write arrives, so the
+    // second write meets kube-apiserver's own 409, and the proxy's log shows it. The
+    // proxy forwards bearer tokens only: the approver is a ServiceAccount, cluster-admin.
+    let ns = cp.unique_name("review-race");
+    let sa = cp
+        .service_account_kubeconfig(&ns, "approver")
+        .await
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(cp.admin_client().unwrap())
+        .create(
+            &PostParams::default(),
+            &tlsboot_harness::group_binding(
+                &ns,
+                "cluster-admin",
+                &format!("system:serviceaccounts:{ns}"),
+            ),
+        )
+        .await
+        .unwrap();
+    let faults = Faults {
+        approval_latency: Duration::from_secs(3),
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(cp, faults).await.unwrap();
+    let token = kubeconfig_token(sa.path()).unwrap();
+    let kc = proxy
+        .kubeconfig(&cp.dir().join(format!("{ns}.kubeconfig")), &ns, &token)
+        .await
+        .unwrap();
+    let handle = proxy.handle();
+
     let n = cp.unique_name("node-race");
     let ip = node_ip(&n).to_string();
     create_node(cp, &n, node_ip(&n)).await;
     for round in 0..4 {
         let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
-        // Two real processes started back to back; both read the CSR before either writes,
-        // so one of them meets a 409, re-reads, and finds the condition already there.
+        // Two real processes started back to back; the one whose write comes second
+        // meets a 409, re-reads, and finds the condition already there.
         let spawn = || {
-            tlsboot_command(cp.kubeconfig_path())
+            tlsboot_command(kc.path())
                 .args(["approve", &csr])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -343,10 +376,13 @@ async fn concurrent_approvals_from_two_processes_write_one_condition() {
                 .unwrap()
         };
         let (p1, p2) = (spawn(), spawn());
-        let (o1, o2) = (
-            p1.wait_with_output().unwrap(),
-            p2.wait_with_output().unwrap(),
-        );
+        // The proxy runs on this runtime: wait on another thread.
+        let (o1, o2) = tokio::task::block_in_place(|| {
+            (
+                p1.wait_with_output().unwrap(),
+                p2.wait_with_output().unwrap(),
+            )
+        });
         for o in [&o1, &o2] {
             assert!(o.status.success(), "round {round}: {o:?}");
             assert_eq!(
@@ -358,6 +394,21 @@ async fn concurrent_approvals_from_two_processes_write_one_condition() {
         let approved = conds.iter().filter(|c| c.0 == "Approved").count();
         assert_eq!(approved, 1, "round {round}: {conds:?}");
         assert_eq!(conds.len(), 1, "round {round}: {conds:?}");
+        // The conflict path ran: one write accepted, one refused by kube-apiserver itself.
+        let writes = handle.approval_requests().remove(&csr).unwrap_or_default();
+        let answered = |code: u16| {
+            writes
+                .iter()
+                .filter(|w| w.status == code && !w.injected)
+                .count()
+        };
+        assert_eq!(answered(200), 1, "round {round}: {writes:?}");
+        assert_eq!(
+            answered(409),
+            1,
+            "round {round}: no write met a conflict: {writes:?}"
+        );
+        assert_eq!(writes.len(), 2, "round {round}: {writes:?}");
     }
 }
 

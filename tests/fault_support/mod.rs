@@ -1,7 +1,7 @@
 //! Shared by the reliability suite (`tests/fault_*.rs`): the real daemon behind the
 //! fault proxy, simulated kubelets joining directly against kube-apiserver, and the
-//! assertions every scenario makes (each valid CSR approved exactly once, no invalid
-//! one approved, nobody crashed).
+//! assertions every scenario makes (each valid CSR approved by exactly one accepted
+//! write, no approval request at all for an invalid one, no daemon crashed).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -30,11 +30,54 @@ pub fn secs(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64())
 }
 
-/// The figures every scenario ends with: CSRs lost, approved twice, and daemon crashes.
-pub fn figure_tally(scenario: &str, lost: usize, duplicates: usize) {
-    figure(scenario, "lost", lost);
-    figure(scenario, "duplicates", duplicates);
-    figure(scenario, "crashes", 0);
+/// The figures every scenario ends with, each counted, then asserted zero: valid CSRs
+/// lost, approved by more than one accepted write, or approved without one; invalid CSRs
+/// the daemon tried to approve; daemon crashes ([`crashes`]) among `daemons`, of which
+/// `fail_stops` were expected to exit on their own (a fail-stop, asserted by the test).
+pub fn figure_tally(scenario: &str, tally: &Tally, daemons: &[&Daemon], fail_stops: &[&Daemon]) {
+    let crashed: Vec<String> = daemons
+        .iter()
+        .flat_map(|d| crashes(d, fail_stops.iter().any(|f| f.name == d.name)))
+        .collect();
+    figure(scenario, "valid_csrs", tally.valid);
+    figure(scenario, "lost", tally.lost);
+    figure(scenario, "duplicates", tally.duplicates);
+    figure(
+        scenario,
+        "approved_without_accepted_write",
+        tally.unaccounted,
+    );
+    figure(scenario, "invalid_csrs", tally.invalid);
+    figure(
+        scenario,
+        "invalid_approval_requests",
+        tally.invalid_requests,
+    );
+    figure(scenario, "crashes", crashed.len());
+    assert!(tally.problems.is_empty(), "{tally:#?}");
+    assert!(
+        crashed.is_empty(),
+        "daemon crashes:\n{}",
+        crashed.join("\n")
+    );
+}
+
+/// The crashes of `d` seen so far, one line each: every panic in its log (a panicking
+/// task can leave the process running), and an exit nobody asked for. With
+/// `fail_stop_expected`, an exit with an exit code (not by a signal) is not a crash.
+pub fn crashes(d: &Daemon, fail_stop_expected: bool) -> Vec<String> {
+    let log = std::fs::read_to_string(d.child.log_path()).unwrap_or_default();
+    let mut out: Vec<String> = log
+        .lines()
+        .filter(|l| l.contains("panicked at"))
+        .map(|l| format!("{}: {l}", d.name))
+        .collect();
+    if let Some(status) = d.child.exited_unasked()
+        && !(fail_stop_expected && status.code().is_some())
+    {
+        out.push(format!("{}: exited on its own ({status})", d.name));
+    }
+    out
 }
 
 /// The shared control plane (`None`: skip, as [`control_plane`]) with a fault proxy
@@ -208,59 +251,116 @@ pub async fn create_invalid(cp: &ControlPlane, boot: &kube::Config, n: usize) ->
     names
 }
 
-/// The promises every scenario checks: each valid CSR carries exactly one condition,
-/// Approved; kube-apiserver accepted exactly one approval write for it (counted at the
-/// proxy, so a duplicate write that the API server merged would still show); no
-/// invalid CSR has a condition or an accepted approval.
-pub async fn assert_exactly_once(
+/// What [`exactly_once`] found.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub valid: usize,
+    /// Valid CSRs that do not carry exactly one condition, Approved.
+    pub lost: usize,
+    /// Valid CSRs with more than one approval write accepted by kube-apiserver.
+    pub duplicates: usize,
+    /// Valid CSRs approved without any approval write accepted through the proxy: someone
+    /// else approved them, or the count is blind to a write.
+    pub unaccounted: usize,
+    pub invalid: usize,
+    /// Approval requests for invalid CSRs, whatever their answer (accepted, refused, an
+    /// injected fault, or none).
+    pub invalid_requests: usize,
+    /// One line per CSR that broke a promise.
+    pub problems: Vec<String>,
+}
+
+/// The promises every scenario checks, counted: each valid CSR carries exactly one
+/// condition, Approved, and kube-apiserver accepted exactly one approval write for it
+/// (counted at the proxy, so a duplicate write that the API server merged would still
+/// show); no invalid CSR has a condition, and none got an approval request at all —
+/// a request the proxy answered with an injected 409 or 500 counts too.
+pub async fn exactly_once(
     cp: &ControlPlane,
-    accepted: &HashMap<String, Vec<tlsboot_harness::faultproxy::WriteRecord>>,
+    handle: &FaultHandle,
     valid: &[String],
     invalid: &[String],
-) -> (usize, usize) {
-    let mut lost = 0;
-    let mut duplicates = 0;
+) -> Tally {
+    let requests = handle.approval_requests();
+    let answers = |name: &str| -> Vec<String> {
+        requests
+            .get(name)
+            .map(|v| {
+                v.iter()
+                    .map(|w| {
+                        let by = if w.injected { "proxy" } else { "upstream" };
+                        format!("{} {} ({by})", w.identity, w.status)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut t = Tally {
+        valid: valid.len(),
+        invalid: invalid.len(),
+        ..Tally::default()
+    };
     for name in valid {
-        let csr = get_csr(cp, name).await;
-        let conds = conditions(&csr);
+        let conds = conditions(&get_csr(cp, name).await);
         if !(conds.len() == 1 && conds[0].0 == "Approved") {
-            lost += 1;
-            eprintln!("CSR {name}: conditions {conds:?}");
+            t.lost += 1;
+            t.problems
+                .push(format!("valid CSR {name}: conditions {conds:?}"));
         }
-        let writes = accepted.get(name).map_or(0, Vec::len);
-        if writes != 1 {
-            duplicates += usize::from(writes > 1);
-            eprintln!("CSR {name}: {writes} accepted approval writes");
+        let accepted = requests
+            .get(name)
+            .map_or(0, |v| v.iter().filter(|w| w.status == 200).count());
+        match accepted {
+            1 => {}
+            0 => t.unaccounted += 1,
+            _ => t.duplicates += 1,
+        }
+        if accepted != 1 {
+            t.problems.push(format!(
+                "valid CSR {name}: {accepted} accepted approval writes; requests {:?}",
+                answers(name)
+            ));
         }
     }
     for name in invalid {
-        let csr = get_csr(cp, name).await;
-        assert!(
-            conditions(&csr).is_empty(),
-            "invalid CSR {name} got {:?}",
-            conditions(&csr)
-        );
-        assert!(
-            !accepted.contains_key(name),
-            "invalid CSR {name} was approved"
-        );
+        let conds = conditions(&get_csr(cp, name).await);
+        if !conds.is_empty() {
+            t.problems
+                .push(format!("invalid CSR {name}: conditions {conds:?}"));
+        }
+        let tried = answers(name);
+        if !tried.is_empty() {
+            t.invalid_requests += tried.len();
+            t.problems
+                .push(format!("invalid CSR {name}: approval requests {tried:?}"));
+        }
     }
-    assert_eq!(lost, 0, "valid CSRs not approved exactly once");
-    assert_eq!(duplicates, 0, "CSRs approved more than once");
-    (lost, duplicates)
+    t
 }
 
-/// [`assert_exactly_once`] for the CSRs of `joined` and `invalid`, by the approvals
-/// `handle` saw accepted; then `d` must still be running.
+/// [`exactly_once`], every promise asserted.
+pub async fn assert_exactly_once(
+    cp: &ControlPlane,
+    handle: &FaultHandle,
+    valid: &[String],
+    invalid: &[String],
+) -> Tally {
+    let t = exactly_once(cp, handle, valid, invalid).await;
+    assert!(t.problems.is_empty(), "not exactly once: {t:#?}");
+    t
+}
+
+/// [`assert_exactly_once`] for the CSRs of `joined` and `invalid`; then `d` must still be
+/// running.
 pub async fn assert_joins_exactly_once(
     cp: &ControlPlane,
     handle: &FaultHandle,
     joined: &[Joined],
     invalid: &[String],
     d: &Daemon,
-) -> (usize, usize) {
+) -> Tally {
     let valid: Vec<String> = joined.iter().map(|j| j.csr.clone()).collect();
-    let tally = assert_exactly_once(cp, &handle.approvals_accepted(), &valid, invalid).await;
+    let tally = assert_exactly_once(cp, handle, &valid, invalid).await;
     assert_running(d);
     tally
 }

@@ -77,6 +77,9 @@ pub struct Faults {
     pub random_exempt: Vec<String>,
     /// Added before forwarding every request.
     pub latency: Duration,
+    /// Added (after `latency`) before forwarding or answering each `PUT …/approval`: a
+    /// writer's approval is then still on its way while a second writer reads the CSR.
+    pub approval_latency: Duration,
     /// Watch responses are cut (the connection aborted mid-stream) after this long.
     pub watch_cut_every: Option<Duration>,
     /// This many next watch requests get a `410 Gone` ERROR event (what
@@ -148,22 +151,33 @@ impl ApprovalHold {
     }
 }
 
-/// One request that was not a read, as the proxy saw it.
+/// One request that was not a read, as the proxy saw it. Logged when it arrives, so a
+/// request still in flight, or one whose client went away before the answer, is in the
+/// log too.
 #[derive(Debug, Clone)]
 pub struct WriteRecord {
     /// When the request reached the proxy (before any added latency).
     pub at: Instant,
     /// When the client got its answer (a request can wait long in kube-apiserver, e.g.
-    /// while etcd is down).
+    /// while etcd is down); when the client went away, the moment it did; `at` while
+    /// the request is still in flight.
     pub done: Instant,
     /// The name given to the bearer token, or `"other"`.
     pub identity: String,
     pub method: Method,
     pub path: String,
-    /// The status the client received.
+    /// The status the client received; 0 while in flight, and for a request whose
+    /// client went away (or whose connection the proxy dropped) before the answer.
     pub status: u16,
     /// The proxy answered itself (a fault) rather than kube-apiserver.
     pub injected: bool,
+}
+
+impl WriteRecord {
+    /// Reached the proxy, not answered yet, and its client still waits.
+    pub fn in_flight(&self) -> bool {
+        self.status == 0 && self.done == self.at
+    }
 }
 
 /// Counters of what passed through.
@@ -296,10 +310,21 @@ impl FaultHandle {
 
     /// Approval writes kube-apiserver accepted (status 200), per CSR name.
     pub fn approvals_accepted(&self) -> HashMap<String, Vec<WriteRecord>> {
+        let mut out = self.approval_requests();
+        for v in out.values_mut() {
+            v.retain(|w| w.status == 200);
+        }
+        out.retain(|_, v| !v.is_empty());
+        out
+    }
+
+    /// Every `PUT …/approval` request, whatever became of it — accepted, refused by
+    /// kube-apiserver, answered by an injected fault, still in flight, or abandoned by
+    /// its client — per CSR name, in arrival order.
+    pub fn approval_requests(&self) -> HashMap<String, Vec<WriteRecord>> {
         let mut out: HashMap<String, Vec<WriteRecord>> = HashMap::new();
         for w in self.writes() {
             if w.method == Method::PUT
-                && w.status == 200
                 && let Some(name) = approval_target(&w.path)
             {
                 out.entry(name.to_owned()).or_default().push(w);
@@ -598,8 +623,30 @@ async fn handle(
     let watch = is_watch(req.uri());
     let faults = lock(&shared.faults).clone();
 
+    // Logged on arrival: hyper drops this future when the client goes away, and such a
+    // request must stay in the log (with status 0).
+    let logged = (method != Method::GET).then(|| {
+        let mut writes = lock(&shared.writes);
+        writes.push(WriteRecord {
+            at: arrived,
+            done: arrived,
+            identity: identity.clone(),
+            method: method.clone(),
+            path: path.clone(),
+            status: 0,
+            injected: false,
+        });
+        Logged {
+            shared: shared.clone(),
+            index: writes.len() - 1,
+        }
+    });
+
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    if method == Method::PUT && path.ends_with("/approval") && !faults.approval_latency.is_zero() {
+        tokio::time::sleep(faults.approval_latency).await;
     }
 
     if let Some(hold) = &faults.hold_approval
@@ -616,18 +663,37 @@ async fn handle(
             false,
         ),
     };
-    if method != Method::GET {
-        lock(&shared.writes).push(WriteRecord {
-            at: arrived,
-            done: Instant::now(),
-            identity,
-            method,
-            path,
-            status: resp.status().as_u16(),
-            injected: was_injected,
-        });
+    if let Some(logged) = logged {
+        logged.answered(resp.status().as_u16(), was_injected);
     }
     Ok(resp)
+}
+
+/// A logged write until it is answered; dropped unanswered (the client went away), it
+/// records when that happened and keeps status 0.
+struct Logged {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl Logged {
+    fn answered(self, status: u16, injected: bool) {
+        if let Some(w) = lock(&self.shared.writes).get_mut(self.index) {
+            w.done = Instant::now();
+            w.status = status;
+            w.injected = injected;
+        }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(w) = lock(&self.shared.writes).get_mut(self.index)
+            && w.status == 0
+        {
+            w.done = Instant::now();
+        }
+    }
 }
 
 /// The fault to answer with, if any, in order of precedence.

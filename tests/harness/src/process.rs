@@ -180,6 +180,9 @@ pub struct ChildProcess {
     log: PathBuf,
     /// Set once we reaped it ourselves (it then leaves the registry).
     status: Mutex<Option<ExitStatus>>,
+    /// Set when [`ChildProcess::stop`] signalled it while it was still running: its exit
+    /// was asked for.
+    signalled: AtomicBool,
 }
 
 impl ChildProcess {
@@ -214,6 +217,7 @@ impl ChildProcess {
             pid,
             log: log.to_path_buf(),
             status: Mutex::new(None),
+            signalled: AtomicBool::new(false),
         })
     }
 
@@ -251,6 +255,14 @@ impl ChildProcess {
         child.try_wait().ok().flatten()
     }
 
+    /// `Some(status)` once the process has exited of its own accord: not because
+    /// [`ChildProcess::kill`], [`ChildProcess::terminate`] or the drop signalled it.
+    /// An exit that happened before such a signal still counts as its own.
+    pub fn exited_unasked(&self) -> Option<ExitStatus> {
+        let status = self.exited()?;
+        (!self.signalled.load(Ordering::SeqCst)).then_some(status)
+    }
+
     /// Error describing an early exit, with the log's tail.
     pub fn exit_error(&self, status: ExitStatus) -> Error {
         Error::ProcessExited {
@@ -269,6 +281,7 @@ impl ChildProcess {
         // Once reaped (try_wait reaps), the pid may be reused: never signal it.
         let mut reaped = matches!(child.try_wait(), Ok(Some(_)));
         if !reaped {
+            self.signalled.store(true, Ordering::SeqCst);
             signal_group(self.pid, sig);
         }
         if sig != libc::SIGKILL && !reaped {
