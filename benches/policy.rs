@@ -2,14 +2,19 @@
 //!
 //! Prints median and p99 wall time per decision for the requests the daemon sees: the kubelet's
 //! ECDSA P-256 bootstrap CSR, an RSA-2048 renewal, a serving CSR, an already-approved CSR (no
-//! parse), and a megabyte of garbage (refused on size). No criterion: a plain binary keeps the
+//! parse), and a megabyte of garbage (refused on size); then the worst cases under the size limit
+//! (thousands of attributes, of SANs) at n and 4n, whose ratio shows the cost is linear (≈ 4, a
+//! quadratic step would give ≈ 16). No criterion: a plain binary keeps the
 //! dependency set small and the figure easy to quote in docs/performance.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tlsboot::policy::{CsrFacts, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING, Verdict, decide};
+use tlsboot::policy::{
+    CsrFacts, MAX_REQUEST_BYTES, NodeAddress, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING,
+    Verdict, compare_sans_with_node, decide, parse_csr,
+};
 
 fn csr(key: &KeyPair, sans: Vec<SanType>) -> Vec<u8> {
     let mut p = CertificateParams::default();
@@ -40,6 +45,10 @@ struct Case {
 }
 
 fn measure(case: &Case, groups: &[String]) -> (Duration, Duration, Duration) {
+    measure_n(case, groups, 3000)
+}
+
+fn measure_n(case: &Case, groups: &[String], iterations: usize) -> (Duration, Duration, Duration) {
     let facts = CsrFacts {
         name: "csr-bench",
         signer_name: case.signer,
@@ -53,9 +62,12 @@ fn measure(case: &Case, groups: &[String]) -> (Duration, Duration, Duration) {
     };
     assert_eq!(decide(&facts).verdict, case.expect, "{}", case.name);
     // Single decisions are timed so the percentiles mean something.
-    time(|| {
-        black_box(decide(black_box(&facts)));
-    })
+    time_n(
+        || {
+            black_box(decide(black_box(&facts)));
+        },
+        iterations,
+    )
 }
 
 fn verify_only(pem: &[u8]) -> (Duration, Duration, Duration) {
@@ -79,11 +91,14 @@ fn verify_only(pem: &[u8]) -> (Duration, Duration, Duration) {
     time(verify)
 }
 
-fn time(mut f: impl FnMut()) -> (Duration, Duration, Duration) {
-    for _ in 0..200 {
+fn time(f: impl FnMut()) -> (Duration, Duration, Duration) {
+    time_n(f, 3000)
+}
+
+fn time_n(mut f: impl FnMut(), iterations: usize) -> (Duration, Duration, Duration) {
+    for _ in 0..iterations / 15 {
         f();
     }
-    let iterations = 3000;
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = Instant::now();
@@ -93,7 +108,7 @@ fn time(mut f: impl FnMut()) -> (Duration, Duration, Duration) {
     samples.sort_unstable();
     let median = samples[iterations / 2];
     let p99 = samples[iterations * 99 / 100];
-    let mean = samples.iter().sum::<Duration>() / iterations as u32;
+    let mean = samples.iter().sum::<Duration>() / u32::try_from(iterations).unwrap();
     (median, p99, mean)
 }
 
@@ -177,4 +192,106 @@ fn main() {
         "  (ring P-256 signature check alone)",
         verify_only(&cases[0].request),
     );
+    worst_cases(&p256, &groups);
+}
+
+/// A renewal-shaped client CSR carrying `n` unknown attributes (allowed, as in Go).
+fn csr_with_attributes(key: &KeyPair, n: u32) -> Vec<u8> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::OrganizationName, "system:nodes");
+    p.distinguished_name
+        .push(DnType::CommonName, "system:node:worker-1");
+    let attrs = (0..n)
+        .map(|i| rcgen::Attribute {
+            // rcgen wants a 'static OID; a bench process can afford to leak a few thousand.
+            oid: Box::leak(vec![1, 2, 3, u64::from(i)].into_boxed_slice()),
+            values: vec![0x31, 0x02, 0x05, 0x00], // SET { NULL }
+        })
+        .collect();
+    p.serialize_request_with_attributes(key, attrs)
+        .unwrap()
+        .pem()
+        .unwrap()
+        .into_bytes()
+}
+
+/// Per-decision cost at n and 4n of the largest inputs that pass the 64 KiB size check, and of
+/// comparing thousands of SANs with a Node. Timing these belongs here, not in the unit tests:
+/// an unoptimised test build on a shared machine cannot tell slow from quadratic by a bound.
+fn worst_cases(key: &KeyPair, groups: &[String]) {
+    let client = strings(&["digital signature", "client auth"]);
+    let serving = strings(&["digital signature", "server auth"]);
+    let attributes = |n| Case {
+        name: "attributes",
+        signer: SIGNER_KUBELET_CLIENT,
+        request: csr_with_attributes(key, n),
+        usages: client.clone(),
+        approved: false,
+        expect: Verdict::Authorize,
+    };
+    let sans = |n: u32| Case {
+        name: "DNS SANs",
+        signer: SIGNER_KUBELET_SERVING,
+        request: csr(
+            key,
+            (0..n)
+                .map(|i| SanType::DnsName(format!("n{i}.example").try_into().unwrap()))
+                .collect(),
+        ),
+        usages: serving.clone(),
+        approved: false,
+        expect: Verdict::Manual,
+    };
+    println!();
+    println!(
+        "{:<42} {:>12} {:>12} {:>8}",
+        "worst cases (median per call)", "n", "4n", "4n/n"
+    );
+    let row = |name: String,
+               (n, _, _): (Duration, Duration, Duration),
+               (n4, _, _): (Duration, Duration, Duration)| {
+        println!(
+            "{:<42} {:>10.1}µs {:>10.1}µs {:>8.1}",
+            name,
+            n.as_secs_f64() * 1e6,
+            n4.as_secs_f64() * 1e6,
+            n4.as_secs_f64() / n.as_secs_f64()
+        );
+    };
+    for (what, n, make) in [
+        ("attributes", 875, &attributes as &dyn Fn(u32) -> Case),
+        ("DNS SANs", 750, &sans),
+    ] {
+        let (small, large) = (make(n), make(4 * n));
+        assert!(
+            large.request.len() <= MAX_REQUEST_BYTES,
+            "{what}: over the size limit"
+        );
+        row(
+            format!("decide(), {n} vs {} {what}", 4 * n),
+            measure_n(&small, groups, 300),
+            measure_n(&large, groups, 300),
+        );
+    }
+    let node = [NodeAddress {
+        kind: "Hostname",
+        address: "n1.example",
+    }];
+    let compare = |n: u32| {
+        let parsed = parse_csr(&sans(n).request).unwrap();
+        time_n(
+            || {
+                black_box(compare_sans_with_node(black_box(&parsed), Some(&node)));
+            },
+            300,
+        )
+    };
+    row(
+        "compare_sans_with_node, 750 vs 3000 SANs".into(),
+        compare(750),
+        compare(3000),
+    );
+    println!("(linear cost gives 4n/n ≈ 4 or less; a quadratic step would give ≈ 16)");
 }

@@ -614,56 +614,141 @@ async fn errors_people_hit_are_explained() {
     );
 }
 
+/// `list --watch -o name` prints every CSR exactly once: one listed before the watch started
+/// (the watch's initial list repeats it), one created after the watch is established (proven by
+/// its stderr line, not by waiting), and that one again after it changed (approved: its name
+/// line would be the same). Every name on stdout, other tests' CSRs too, appears once.
 #[tokio::test]
-async fn list_watch_prints_new_csrs() {
+async fn list_watch_prints_each_csr_once() {
     let Some(cp) = control_plane().await else {
         return;
     };
     let n = cp.unique_name("node-watch");
     let ip = node_ip(&n).to_string();
     create_node(cp, &n, node_ip(&n)).await;
-    let mut child = tlsboot_command(cp.kubeconfig_path())
-        .args([
-            "list",
-            "--watch",
-            "--signer",
-            "kubelet-serving",
-            "-o",
-            "name",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
+    let before = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let mut watch = Watch::spawn(tlsboot_command(cp.kubeconfig_path()).args([
+        "list",
+        "--watch",
+        "--signer",
+        "kubelet-serving",
+        "-o",
+        "name",
+    ]));
+    watch.wait_for(Stream::Stderr, tlsboot::review::list::WATCHING);
+    let after = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    let name = |csr: &str| format!("certificatesigningrequest.certificates.k8s.io/{csr}");
+    watch.wait_for(Stream::Stdout, &name(&after));
+    tlsboot(cp, &["approve", &after]).ok();
+    // A CSR created after the approval: once it is printed, the approval's event (earlier on
+    // the same watch) has been handled too.
+    let last = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
+    watch.wait_for(Stream::Stdout, &name(&last));
+    let stdout = watch.stop();
+    for csr in [&before, &after, &last] {
+        let times = stdout.iter().filter(|l| **l == name(csr)).count();
+        assert_eq!(times, 1, "{csr} printed {times} times; stdout: {stdout:#?}");
+    }
+    let mut distinct = stdout.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        stdout.len(),
+        "a name printed twice: {stdout:#?}"
+    );
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A running `tlsboot … --watch` whose output lines are read as they come; killed when dropped.
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<(Stream, String)>,
+    seen: Vec<(Stream, String)>,
+}
+
+impl Watch {
+    fn spawn(cmd: &mut std::process::Command) -> Watch {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for (stream, pipe) in [
+            (
+                Stream::Stdout,
+                Box::new(out) as Box<dyn std::io::Read + Send>,
+            ),
+            (Stream::Stderr, Box::new(err)),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send((stream, line)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-    });
-    // Give the watch a moment to start, then create a CSR it has not listed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let csr = node_with_serving_csr(cp, &n, &[&n, &ip]).await;
-    let want = format!("certificatesigningrequest.certificates.k8s.io/{csr}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let mut found = false;
-    while !found && std::time::Instant::now() < deadline {
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            found = l == want;
-            seen.push(l);
+        Watch {
+            child,
+            lines,
+            seen: Vec::new(),
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(found, "--watch never printed {want}; saw {seen:?}");
+
+    /// Reads lines until `want` arrives on `stream`; fails after 60 s or when the process ends.
+    fn wait_for(&mut self, stream: Stream, want: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.0 == stream && line.1 == want;
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(e) => panic!(
+                    "no {stream:?} line {want:?} ({e}; exited: {:?}); saw {:#?}",
+                    self.child.try_wait(),
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Kills the process and returns every stdout line it printed.
+    fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The readers end at EOF; everything they sent is in the channel.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        self.seen
+            .iter()
+            .filter(|(s, _)| *s == Stream::Stdout)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[tokio::test]

@@ -121,11 +121,31 @@ mod tests {
         assert!(b.try_take(t0 + Duration::from_secs(1)));
     }
 
-    #[tokio::test]
+    /// `qps <= 0` disables the limit (the daemon's `--kube-api-qps 0`): a thousand requests
+    /// never sleep. Time is paused, so a limiter that did sleep would still finish at once;
+    /// the virtual clock is what tells.
+    #[tokio::test(start_paused = true)]
     async fn zero_qps_is_unlimited() {
-        let l = RateLimiter::new(0.0, 0);
-        for _ in 0..1000 {
+        for qps in [0.0, -1.0] {
+            let l = RateLimiter::new(qps, 0);
+            let t0 = Instant::now();
+            for _ in 0..1000 {
+                l.acquire().await;
+            }
+            assert_eq!(Instant::now() - t0, Duration::ZERO, "qps {qps} slept");
+        }
+    }
+
+    /// The other side of the measurement above: a limited limiter does sleep, on the virtual
+    /// clock, exactly as long as its bucket says.
+    #[tokio::test(start_paused = true)]
+    async fn a_limited_limiter_sleeps_on_the_virtual_clock() {
+        let l = RateLimiter::new(10.0, 1);
+        let t0 = Instant::now();
+        for _ in 0..11 {
             l.acquire().await;
         }
+        // One from the burst, then ten at 100 ms each.
+        assert_eq!(Instant::now() - t0, Duration::from_secs(1));
     }
 }

@@ -1066,9 +1066,9 @@ fn pem_framing_is_strict() {
 #[test]
 fn megabytes_of_garbage_are_refused_before_decoding() {
     let garbage = vec![b'A'; 4 * 1024 * 1024];
-    let start = std::time::Instant::now();
     let d = Spec::bootstrap().decide(&garbage);
-    assert!(start.elapsed() < std::time::Duration::from_millis(50));
+    // Refused by the size check alone: no later stage ran, nothing was parsed.
+    assert!(d.parsed.is_none());
     assert_parse_reject(&d, stage::REQUEST_SIZE, |v| {
         v == "request is 4194304 bytes, more than the 65536-byte limit"
     });
@@ -1342,8 +1342,9 @@ fn decide_with_parse_uses_the_callers_result() {
 }
 
 #[test]
-fn worst_case_requests_under_the_size_limit_stay_cheap() {
-    // Thousands of tiny attributes, or thousands of SANs: every check must stay linear-ish.
+fn worst_case_requests_under_the_size_limit_are_decided() {
+    // Thousands of tiny attributes, or thousands of SANs: each is decided, and every item is
+    // accounted for. Their cost at n and 4n is measured by `cargo bench --bench policy`.
     let key = p256();
     let many_attributes: Vec<Vec<u8>> = (0..3500u32)
         .map(|i| seq(&[oid(&format!("1.2.3.{i}")), set(&[tlv(0x05, &[])])]))
@@ -1351,9 +1352,7 @@ fn worst_case_requests_under_the_size_limit_stay_cheap() {
     let t = tbs(0, node_subject(), &key, &many_attributes);
     let request = pem(&sign(&key, t, OID_ECDSA_SHA256));
     assert!(request.len() < MAX_REQUEST_BYTES, "{}", request.len());
-    let start = std::time::Instant::now();
     let d = Spec::renewal().decide(&request);
-    let attributes_took = start.elapsed();
     // Unknown attributes are allowed (Go ignores them too); all are listed for the reader.
     assert_eq!(d.verdict, Verdict::Authorize, "{:?}", d.violations);
     assert_eq!(d.parsed.unwrap().attributes.len(), 3500);
@@ -1369,9 +1368,7 @@ fn worst_case_requests_under_the_size_limit_stay_cheap() {
     );
     let request = pem(&sign(&key, t, OID_ECDSA_SHA256));
     assert!(request.len() < MAX_REQUEST_BYTES, "{}", request.len());
-    let start = std::time::Instant::now();
     let d = Spec::serving().decide(&request);
-    let sans_took = start.elapsed();
     assert_eq!(d.verdict, Verdict::Manual, "{:?}", d.violations);
     let parsed = d.parsed.unwrap();
     assert_eq!(parsed.dns_names.len(), 3000);
@@ -1379,9 +1376,8 @@ fn worst_case_requests_under_the_size_limit_stay_cheap() {
         kind: "Hostname",
         address: "n1.example",
     }];
-    let start = std::time::Instant::now();
     let matches = compare_sans_with_node(&parsed, Some(&node));
-    let compare_took = start.elapsed();
+    assert_eq!(matches.len(), 3000);
     assert_eq!(
         matches
             .iter()
@@ -1389,19 +1385,6 @@ fn worst_case_requests_under_the_size_limit_stay_cheap() {
             .count(),
         1
     );
-
-    // Generous bounds for an unoptimised test build on a shared machine; quadratic work on these
-    // inputs would take seconds.
-    for (what, took) in [
-        ("attributes", attributes_took),
-        ("SANs", sans_took),
-        ("compare", compare_took),
-    ] {
-        assert!(
-            took < std::time::Duration::from_millis(500),
-            "{what}: {took:?}"
-        );
-    }
 }
 
 // ---------------------------------------------------------------- Go-strict strings

@@ -185,6 +185,10 @@ fn list_object(csrs: &[CertificateSigningRequest]) -> serde_json::Value {
     })
 }
 
+/// `--watch` prints this on stderr once its watch is established: every CSR created or changed
+/// afterwards is printed. Scripts can wait for it before they act.
+pub const WATCHING: &str = "Watching for changes (Ctrl-C to stop)...";
+
 pub async fn run(conn: &Connection, args: &ListArgs) -> ExitCode {
     finish(list(conn, args).await)
 }
@@ -203,7 +207,7 @@ async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewErro
     let mut out = std::io::stdout().lock();
 
     let mut table = Table::default();
-    let mut printed: HashMap<String, Vec<String>> = HashMap::new();
+    let mut printed = Printed::default();
     match args.output {
         None | Some(ListOutput::Wide) => {
             let mut rows: Vec<Vec<String>> = Vec::new();
@@ -214,7 +218,7 @@ async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewErro
                 let a = assess(c, &facts);
                 let age = translate_timestamp_since(c.metadata.creation_timestamp.as_ref(), now);
                 let r = row(c, &a, age, wide);
-                printed.insert(a.name.clone(), without_age(&r));
+                printed.record(c, shown_key(args.output, c, &r));
                 rows.push(r);
             }
             table = Table::fit(&rows);
@@ -228,14 +232,19 @@ async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewErro
             for c in &csrs {
                 let name = c.metadata.name.clone().unwrap_or_default();
                 writeln!(out, "{}", terminal_safe(&resource_name(&name)))?;
-                printed.insert(name, Vec::new());
+                printed.record(c, shown_key(args.output, c, &[]));
             }
         }
-        Some(ListOutput::Json) => {
-            writeln!(out, "{}", to_json_pretty(&list_object(&csrs))?)?;
-        }
-        Some(ListOutput::Yaml) => {
-            out.write_all(serde_yaml_ng::to_string(&list_object(&csrs))?.as_bytes())?;
+        Some(ListOutput::Json) | Some(ListOutput::Yaml) => {
+            let list = list_object(&csrs);
+            if args.output == Some(ListOutput::Json) {
+                writeln!(out, "{}", to_json_pretty(&list)?)?;
+            } else {
+                out.write_all(serde_yaml_ng::to_string(&list)?.as_bytes())?;
+            }
+            for c in &csrs {
+                printed.record(c, shown_key(args.output, c, &[]));
+            }
         }
     }
     out.flush()?;
@@ -244,6 +253,45 @@ async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewErro
     }
     drop(out);
     watch(&session, args, &signers, &mut facts, &mut table, printed).await
+}
+
+/// What `--watch` compares to decide whether a CSR it is told about again (the watch's initial
+/// list repeats every CSR already listed; a relist after an interrupted watch repeats them all)
+/// shows anything new. Per output: the table row without AGE (the only cell that changes by
+/// itself); the object's resourceVersion for JSON/YAML (they print the whole object); nothing
+/// for `-o name`, whose line never changes, so each name is printed once.
+fn shown_key(
+    output: Option<ListOutput>,
+    csr: &CertificateSigningRequest,
+    row: &[String],
+) -> Vec<String> {
+    match output {
+        None | Some(ListOutput::Wide) => without_age(row),
+        Some(ListOutput::Json) | Some(ListOutput::Yaml) => {
+            vec![csr.metadata.resource_version.clone().unwrap_or_default()]
+        }
+        Some(ListOutput::Name) => Vec::new(),
+    }
+}
+
+/// The CSRs printed so far, each with the key of its last printed form.
+#[derive(Debug, Default)]
+struct Printed(HashMap<String, Vec<String>>);
+
+impl Printed {
+    fn record(&mut self, csr: &CertificateSigningRequest, key: Vec<String>) {
+        self.0
+            .insert(csr.metadata.name.clone().unwrap_or_default(), key);
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Whether `key` is what was last printed for `name` (printing it again would repeat it).
+    fn is_unchanged(&self, name: &str, key: &[String]) -> bool {
+        self.0.get(name).is_some_and(|k| k == key)
+    }
 }
 
 fn without_age(r: &[String]) -> Vec<String> {
@@ -260,7 +308,7 @@ async fn watch(
     signers: &[String],
     facts: &mut ClusterFacts,
     table: &mut Table,
-    mut printed: HashMap<String, Vec<String>>,
+    mut printed: Printed,
 ) -> Result<ExitCode, ReviewError> {
     let wide = args.output == Some(ListOutput::Wide);
     let mut cfg = watcher::Config::default();
@@ -268,6 +316,7 @@ async fn watch(
         cfg = cfg.fields(&format!("spec.signerName={only}"));
     }
     let mut stream = watcher(session.csrs(), cfg).default_backoff().boxed();
+    let mut announced = false;
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
@@ -291,13 +340,20 @@ async fn watch(
         };
         let csr = match event {
             watcher::Event::Apply(c) | watcher::Event::InitApply(c) => c,
+            watcher::Event::InitDone if !announced => {
+                // From here on every change reaches us: the watch resumes at the list's
+                // resourceVersion. Said once, on stderr, so that stdout stays pure data.
+                announced = true;
+                eprintln!("{WATCHING}");
+                continue;
+            }
             _ => continue,
         };
         if !signers.contains(&csr.spec.signer_name) {
             continue;
         }
         let name = csr.metadata.name.clone().unwrap_or_default();
-        if !(args.all || is_pending(&csr) || printed.contains_key(&name)) {
+        if !(args.all || is_pending(&csr) || printed.contains(&name)) {
             continue;
         }
         // A client CSR from a requester not seen yet: its SubjectAccessReviews.
@@ -318,8 +374,8 @@ async fn watch(
             jiff::Timestamp::now(),
         );
         let r = row(&csr, &a, age, wide);
-        let key = without_age(&r);
-        if printed.get(&name) == Some(&key) {
+        let key = shown_key(args.output, &csr, &r);
+        if printed.is_unchanged(&name, &key) {
             continue;
         }
         let mut out = std::io::stdout().lock();
@@ -335,7 +391,7 @@ async fn watch(
             }
         }
         out.flush()?;
-        printed.insert(name, key);
+        printed.record(&csr, key);
     }
 }
 
@@ -421,6 +477,70 @@ mod tests {
         let mut v = vec![a, b];
         sort_queue(&mut v);
         assert_eq!(v[0].metadata.name.as_deref(), Some("z-old"));
+    }
+
+    /// The list records a CSR without a row for `-o name|json|yaml` (it builds none); the watch,
+    /// told about the same CSR again, computes its key from a row. Both must agree, or every
+    /// listed CSR is printed a second time when the watch starts.
+    #[test]
+    fn the_watch_recognises_what_the_list_printed() {
+        let mut csr = serving_csr("csr-a", "system:node:n1", "n1", &["n1"]);
+        csr.metadata.resource_version = Some("41".into());
+        let a = assess(&csr, &ClusterFacts::default());
+        let listed_row = row(&csr, &a, "3m".into(), true);
+        let watched_row = row(&csr, &a, "4m".into(), true);
+        for output in [
+            None,
+            Some(ListOutput::Wide),
+            Some(ListOutput::Name),
+            Some(ListOutput::Json),
+            Some(ListOutput::Yaml),
+        ] {
+            let mut printed = Printed::default();
+            let listed = match output {
+                None | Some(ListOutput::Wide) => listed_row.as_slice(),
+                _ => &[],
+            };
+            printed.record(&csr, shown_key(output, &csr, listed));
+            assert!(
+                printed.is_unchanged("csr-a", &shown_key(output, &csr, &watched_row)),
+                "{output:?}: the watch would print csr-a again"
+            );
+        }
+        // A change that shows is printed again, except under -o name (its line is the same).
+        let mut approved = csr.clone();
+        approved.metadata.resource_version = Some("42".into());
+        approved.status = Some(
+            k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus {
+                conditions: Some(vec![
+                    k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition {
+                        type_: "Approved".into(),
+                        status: "True".into(),
+                        ..Default::default()
+                    },
+                ]),
+                ..Default::default()
+            },
+        );
+        let approved_row = row(
+            &approved,
+            &assess(&approved, &ClusterFacts::default()),
+            "5m".into(),
+            true,
+        );
+        for (output, again) in [
+            (None, true),
+            (Some(ListOutput::Json), true),
+            (Some(ListOutput::Name), false),
+        ] {
+            let mut printed = Printed::default();
+            printed.record(&csr, shown_key(output, &csr, &listed_row));
+            assert_eq!(
+                !printed.is_unchanged("csr-a", &shown_key(output, &approved, &approved_row)),
+                again,
+                "{output:?}"
+            );
+        }
     }
 
     #[test]

@@ -51,10 +51,55 @@ pub fn build_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../controlplane/build.sh")
 }
 
-/// Whether this run is CI (`CI` set to anything but empty/`false`/`0`), where
-/// a missing control plane is a failure rather than a skip.
+/// Set (to anything but empty/`false`/`0`) to make a missing control plane a failure even
+/// outside CI. `.ci/run` sets it, so the CI entry point cannot skip whatever `CI` says.
+pub const REQUIRE_ENV: &str = "TLSBOOT_REQUIRE_CONTROLPLANE";
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether this run is CI (`CI` set to anything but empty/`false`/`0`).
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+    env_flag("CI")
+}
+
+/// Whether a test that cannot run must fail rather than skip: in CI (`CI`) or when
+/// `TLSBOOT_REQUIRE_CONTROLPLANE` is set.
+pub fn skipping_forbidden() -> bool {
+    in_ci() || env_flag(REQUIRE_ENV)
+}
+
+/// The programs the end-to-end tests drive besides the control plane, and why.
+pub const TOOLS: &[(&str, &str)] = &[
+    (
+        "kubectl",
+        "the tests use the real kubectl as the other side",
+    ),
+    ("curl", "the daemon tests read /metrics and /readyz with it"),
+];
+
+/// `name` as found on `PATH`, if it is an executable there.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn missing_tools() -> Result<()> {
+    let missing: Vec<String> = TOOLS
+        .iter()
+        .filter(|(name, _)| on_path(name).is_none())
+        .map(|(name, why)| format!("{name} ({why})"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::ToolsMissing {
+            detail: missing.join(", "),
+        })
+    }
 }
 
 /// Finds built binaries without building: `$TLSBOOT_CONTROLPLANE_BIN`, else
@@ -109,12 +154,15 @@ pub fn build_binaries() -> Result<Binaries> {
     find_binaries()
 }
 
-/// For tests: the binaries, `Ok(None)` (after a loud message) when they are
-/// missing outside CI, or the error in CI so that the test fails.
+/// For tests: the binaries, `Ok(None)` (after a loud message) when they or the tools the tests
+/// drive ([`TOOLS`]) are missing and skipping is allowed, or the error when it is not
+/// ([`skipping_forbidden`]: CI, `TLSBOOT_REQUIRE_CONTROLPLANE`) so that the test fails.
 pub fn binaries_for_tests() -> Result<Option<Binaries>> {
-    match find_binaries() {
+    match find_binaries().and_then(|b| missing_tools().map(|()| b)) {
         Ok(b) => Ok(Some(b)),
-        Err(e @ Error::BinariesMissing { .. }) if !in_ci() => {
+        Err(e @ (Error::BinariesMissing { .. } | Error::ToolsMissing { .. }))
+            if !skipping_forbidden() =>
+        {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| {
                 use std::io::Write as _;
@@ -123,7 +171,7 @@ pub fn binaries_for_tests() -> Result<Option<Binaries>> {
                     std::io::stderr(),
                     "\n==================== SKIPPED: needs a real control plane ====================\n\
                      {e}\n\
-                     (in CI, with CI=true, these tests fail instead)\n\
+                     (with CI=true or {REQUIRE_ENV}=1 these tests fail instead)\n\
                      =============================================================================\n"
                 );
             });

@@ -351,9 +351,9 @@ impl ControlPlane {
     /// `csrsigning` only, seed RBAC applied). Started on first use; killed at
     /// process exit, even after failures or signals.
     ///
-    /// `Ok(None)`: binaries are missing outside CI (a loud message was
-    /// printed; skip the test). In CI (`CI=true`) that is an error instead, so
-    /// the test fails.
+    /// `Ok(None)`: binaries, kubectl or curl are missing and skipping is allowed
+    /// (a loud message was printed; skip the test). In CI (`CI=true`) or with
+    /// `TLSBOOT_REQUIRE_CONTROLPLANE=1` that is an error instead, so the test fails.
     pub async fn shared() -> Result<Option<&'static ControlPlane>> {
         let cell = SHARED
             .get_or_init(|| async {

@@ -12,6 +12,9 @@ pub enum Error {
     )]
     BinariesMissing { detail: String },
 
+    #[error("programs the end-to-end tests drive are not on PATH: {detail}; install them")]
+    ToolsMissing { detail: String },
+
     #[error("controlplane/build.sh failed ({status}); its output is above")]
     BuildFailed { status: std::process::ExitStatus },
 

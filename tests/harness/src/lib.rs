@@ -25,7 +25,10 @@ pub mod pki;
 mod process;
 pub mod token;
 
-pub use binaries::{Binaries, binaries_for_tests, build_binaries, find_binaries, in_ci};
+pub use binaries::{
+    Binaries, REQUIRE_ENV, binaries_for_tests, build_binaries, find_binaries, in_ci, on_path,
+    skipping_forbidden,
+};
 pub use controlplane::{
     Component, ControlPlane, Options, SEED_BINDINGS, StartupTimes, apply_seed_rbac, group_binding,
 };

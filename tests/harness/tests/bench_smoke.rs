@@ -6,22 +6,64 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
-use tlsboot_harness::{binaries_for_tests, in_ci};
+use tlsboot_harness::binaries_for_tests;
 
 const NODES: u64 = 20;
 
-/// The daemon the workspace test run just built (root's integration tests need its binary);
-/// the release one when only that exists.
-fn tlsboot_bin() -> Option<PathBuf> {
+/// The newest modification time under `path` (a file, or a directory walked recursively) and
+/// the file that has it.
+fn newest(path: &Path) -> Option<(SystemTime, PathBuf)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return Some((meta.modified().ok()?, path.to_path_buf()));
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| newest(&e.ok()?.path()))
+        .max_by_key(|(t, _)| *t)
+}
+
+/// The daemon binary this test drives, which belongs to another package: cargo does not
+/// build it for this one. A workspace `cargo test` builds it (the root crate's integration
+/// tests need it). It must be at least as new as every source it is built from, or the
+/// benchmark would measure old code; the debug build is preferred, the release one is used
+/// when only it is fresh.
+fn tlsboot_bin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    ["debug", "release"]
+    // Only what cargo tracks by mtime for this binary: a lock-file or manifest change that does
+    // not concern it leaves it untouched, and would read as stale here.
+    let (source_time, source) = ["src", "build.rs"]
         .iter()
-        .map(|p| target.join(p).join("tlsboot"))
-        .find(|p| p.exists())
+        .filter_map(|p| newest(&root.join(p)))
+        .max_by_key(|(t, _)| *t)
+        .expect("the root crate's sources");
+    let mut stale = Vec::new();
+    for profile in ["debug", "release"] {
+        let bin = target.join(profile).join("tlsboot");
+        let Ok(built) = std::fs::metadata(&bin).and_then(|m| m.modified()) else {
+            continue;
+        };
+        if built >= source_time {
+            return bin;
+        }
+        stale.push(bin.display().to_string());
+    }
+    panic!(
+        "no up-to-date tlsboot binary under {}: {} (older than {}); run `cargo build --bin \
+         tlsboot` first (a workspace `cargo test` builds it)",
+        target.display(),
+        if stale.is_empty() {
+            "none built".to_string()
+        } else {
+            format!("stale: {}", stale.join(", "))
+        },
+        source.display()
+    );
 }
 
 #[test]
@@ -32,11 +74,7 @@ fn bench_tlsboot_phase_small_all_stages() {
     {
         return;
     }
-    let Some(bin) = tlsboot_bin() else {
-        assert!(!in_ci(), "no tlsboot binary under target/ (build it first)");
-        eprintln!("SKIP bench_smoke: no tlsboot binary under target/; `cargo build --bin tlsboot`");
-        return;
-    };
+    let bin = tlsboot_bin();
     let out = Command::new(env!("CARGO_BIN_EXE_tlsboot-harness"))
         .args(["bench", "--phases", "tlsboot", "--repetitions", "1"])
         .args(["--nodes", &NODES.to_string(), "--phase-timeout", "120"])
