@@ -491,10 +491,13 @@ fn unreadable_file() {
     let path = d.file("secret.csr", csr_pem());
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let run: Box<dyn Fn(&[&str]) -> Outcome> = if std::fs::read(&path).is_err() {
-        Box::new(|args| d.run(args))
-    } else {
-        Box::new(|args| d.run_as_nobody(args))
+    let privileged = std::fs::read(&path).is_ok();
+    let run = |args: &[&str]| {
+        if privileged {
+            d.run_as_nobody(args)
+        } else {
+            d.run(args)
+        }
     };
     let o = run(&["inspect", &path]);
     assert_failed(

@@ -31,7 +31,10 @@ fn newest(path: &Path) -> Option<(SystemTime, PathBuf)> {
 /// benchmark would measure old code; the debug build is preferred, the release one is used
 /// when only it is fresh.
 fn tlsboot_bin() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
