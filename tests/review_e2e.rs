@@ -324,6 +324,8 @@ async fn approve_after_deny_fails_and_repeats_add_no_condition() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_approvals_from_two_processes_write_one_condition() {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    use kube::api::{Api, PostParams};
     use tlsboot_harness::faultproxy::{FaultProxy, Faults, kubeconfig_token};
     let Some(cp) = control_plane().await else {
         return;
