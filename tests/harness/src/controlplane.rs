@@ -86,6 +86,11 @@ pub struct Options {
     pub etcd_args: Vec<String>,
     /// Per-process readiness timeout.
     pub timeout: Duration,
+    /// etcd members (1, or 3 for the production topology: quorum survives one loss).
+    pub etcd_members: usize,
+    /// kube-apiservers, active/active. With more than one, [`ControlPlane::server_url`]
+    /// is a TCP load balancer in front of them (see [`crate::balancer`]).
+    pub apiservers: usize,
 }
 
 impl Default for Options {
@@ -103,6 +108,8 @@ impl Default for Options {
             kcm_args: Vec::new(),
             etcd_args: Vec::new(),
             timeout: Duration::from_secs(60),
+            etcd_members: 1,
+            apiservers: 1,
         }
     }
 }
@@ -135,24 +142,46 @@ pub struct StartupTimes {
     pub total: Duration,
 }
 
+/// Running processes: one slot per etcd member and per kube-apiserver.
 #[derive(Default)]
 struct Procs {
-    etcd: Option<Proc>,
-    apiserver: Option<Proc>,
+    etcd: Vec<Option<Proc>>,
+    apiserver: Vec<Option<Proc>>,
     kcm: Option<Proc>,
+}
+
+impl Procs {
+    fn slot(&mut self, c: Component, i: usize) -> Option<&mut Option<Proc>> {
+        match c {
+            Component::Etcd => self.etcd.get_mut(i),
+            Component::ApiServer => self.apiserver.get_mut(i),
+            Component::ControllerManager => (i == 0).then_some(&mut self.kcm),
+        }
+    }
+
+    fn get(&self, c: Component, i: usize) -> Option<&Proc> {
+        match c {
+            Component::Etcd => self.etcd.get(i)?.as_ref(),
+            Component::ApiServer => self.apiserver.get(i)?.as_ref(),
+            Component::ControllerManager => (i == 0).then_some(self.kcm.as_ref())?,
+        }
+    }
 }
 
 /// A running control plane. Dropping it kills the processes and removes its
 /// directories (kept, and printed, when the dropping thread is panicking).
 pub struct ControlPlane {
     dir: PathBuf,
-    etcd_dir: PathBuf,
+    /// One data directory per etcd member.
+    etcd_dirs: Vec<PathBuf>,
     bins: Binaries,
     opts: Options,
     ca: Ca,
-    etcd_port: u16,
-    etcd_peer_port: u16,
-    api_port: u16,
+    /// (client, peer) port of each etcd member.
+    etcd_ports: Vec<(u16, u16)>,
+    api_ports: Vec<u16>,
+    /// In front of the kube-apiservers when there is more than one.
+    balancer: Option<crate::balancer::TcpBalancer>,
     server_url: String,
     admin: UserKubeconfig,
     procs: Mutex<Procs>,
@@ -174,13 +203,13 @@ static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
 static SHARED: tokio::sync::OnceCell<std::result::Result<Option<ControlPlane>, String>> =
     tokio::sync::OnceCell::const_new();
 
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
+fn free_ports(n: usize) -> Result<Vec<u16>> {
     // Hold all listeners until every port is chosen so they differ.
-    let mut held = Vec::with_capacity(N);
-    let mut ports = [0u16; N];
-    for p in &mut ports {
+    let mut held = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..n {
         let l = TcpListener::bind("127.0.0.1:0").map_err(io("bind a free loopback port"))?;
-        *p = l.local_addr().map_err(io("read a bound port"))?.port();
+        ports.push(l.local_addr().map_err(io("read a bound port"))?.port());
         held.push(l);
     }
     Ok(ports)
@@ -206,13 +235,14 @@ fn base_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("tlsboot-harness"))
 }
 
-/// Plain HTTP/1.0 GET against etcd's client URL; true on `200` with healthy body.
-async fn etcd_healthy(port: u16) -> std::result::Result<(), String> {
+/// Plain HTTP/1.0 GET of `path` against etcd's client port: the whole answer on `200`,
+/// else its status line.
+async fn http_get(port: u16, path: &str) -> std::result::Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
@@ -220,12 +250,20 @@ async fn etcd_healthy(port: u16) -> std::result::Result<(), String> {
         .await
         .map_err(|_| "no answer".to_string())?
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf);
-    let ok = text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200");
-    if ok && text.contains("\"health\":\"true\"") {
-        return Ok(());
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
+        return Ok(text);
     }
     Err(text.lines().next().unwrap_or("empty answer").to_string())
+}
+
+/// etcd's `/health` says `"health":"true"`.
+async fn etcd_healthy(port: u16) -> std::result::Result<(), String> {
+    let text = http_get(port, "/health").await?;
+    if text.contains("\"health\":\"true\"") {
+        return Ok(());
+    }
+    Err(text.lines().last().unwrap_or("empty answer").to_string())
 }
 
 impl ControlPlane {
@@ -263,19 +301,41 @@ impl ControlPlane {
             base.clone()
         };
         sweep_stale(&etcd_parent, "tlsboot-etcd-");
-        let etcd_dir = etcd_parent.join(format!("tlsboot-etcd-{pid}-{n}"));
+        let members = opts.etcd_members.max(1);
+        let apiservers = opts.apiservers.max(1);
+        // Member 0 keeps the single-member name, so one-member runs look as before.
+        let etcd_dirs: Vec<PathBuf> = (0..members)
+            .map(|m| match m {
+                0 => etcd_parent.join(format!("tlsboot-etcd-{pid}-{n}")),
+                _ => etcd_parent.join(format!("tlsboot-etcd-{pid}-{n}-m{m}")),
+            })
+            .collect();
         // Same pid and sequence number = a dead run's leftovers: start clean.
         let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_dir_all(&etcd_dir);
-        for d in [dir.join("pki"), dir.join("logs"), etcd_dir.clone()] {
-            std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+        for d in &etcd_dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        for d in [dir.join("pki"), dir.join("logs")].iter().chain(&etcd_dirs) {
+            std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
         }
         // Until the owner decides otherwise, anything we leave is swept at exit.
         remove_at_exit(&dir, true);
-        remove_at_exit(&etcd_dir, false);
+        for d in &etcd_dirs {
+            remove_at_exit(d, false);
+        }
 
-        let [etcd_port, etcd_peer_port, api_port] = free_ports::<3>()?;
-        let server_url = format!("https://127.0.0.1:{api_port}");
+        let ports = free_ports(2 * members + apiservers)?;
+        let etcd_ports: Vec<(u16, u16)> = ports[..2 * members]
+            .chunks(2)
+            .map(|p| (p[0], p[1]))
+            .collect();
+        let api_ports = ports[2 * members..].to_vec();
+        let balancer = match apiservers {
+            1 => None,
+            _ => Some(crate::balancer::TcpBalancer::start(&api_ports)?),
+        };
+        let server_port = balancer.as_ref().map_or(api_ports[0], |b| b.port());
+        let server_url = format!("https://127.0.0.1:{server_port}");
 
         // PKI: one CA for client auth and CSR signing; the serving cert is
         // from it too, so one trust anchor serves every client.
@@ -302,16 +362,20 @@ impl ControlPlane {
 
         let mut cp = ControlPlane {
             dir,
-            etcd_dir,
+            etcd_dirs,
             bins,
             opts,
             ca,
-            etcd_port,
-            etcd_peer_port,
-            api_port,
+            etcd_ports,
+            api_ports,
+            balancer,
             server_url,
             admin,
-            procs: Mutex::new(Procs::default()),
+            procs: Mutex::new(Procs {
+                etcd: (0..members).map(|_| None).collect(),
+                apiserver: (0..apiservers).map(|_| None).collect(),
+                kcm: None,
+            }),
             seq: AtomicU64::new(0),
             startup: StartupTimes {
                 pki: pki_time,
@@ -391,25 +455,65 @@ impl ControlPlane {
     }
 
     fn log_of(&self, c: Component) -> PathBuf {
-        self.dir.join("logs").join(format!("{}.log", c.name()))
+        self.member_log(c, 0)
     }
 
-    fn command(&self, c: Component) -> Command {
+    /// Member 0 logs to `<component>.log` (as a one-member run does), member i to
+    /// `<component>-<i>.log`.
+    fn member_log(&self, c: Component, i: usize) -> PathBuf {
+        let name = match i {
+            0 => format!("{}.log", c.name()),
+            _ => format!("{}-{i}.log", c.name()),
+        };
+        self.dir.join("logs").join(name)
+    }
+
+    /// How many instances of `c` this control plane runs.
+    pub fn members(&self, c: Component) -> usize {
+        match c {
+            Component::Etcd => self.etcd_ports.len(),
+            Component::ApiServer => self.api_ports.len(),
+            Component::ControllerManager => 1,
+        }
+    }
+
+    fn etcd_client_urls(&self) -> String {
+        self.etcd_ports
+            .iter()
+            .map(|(client, _)| format!("http://127.0.0.1:{client}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn command(&self, c: Component, i: usize) -> Command {
         let pki = self.dir.join("pki");
         let p = |f: &str| pki.join(f).display().to_string();
         match c {
             Component::Etcd => {
-                let client = format!("http://127.0.0.1:{}", self.etcd_port);
-                let peer = format!("http://127.0.0.1:{}", self.etcd_peer_port);
+                let (client_port, peer_port) = self.etcd_ports[i];
+                let client = format!("http://127.0.0.1:{client_port}");
+                let peer = format!("http://127.0.0.1:{peer_port}");
+                let name = |m: usize| match self.etcd_ports.len() {
+                    1 => "default".to_string(),
+                    _ => format!("m{m}"),
+                };
+                let cluster = self
+                    .etcd_ports
+                    .iter()
+                    .enumerate()
+                    .map(|(m, (_, peer))| format!("{}=http://127.0.0.1:{peer}", name(m)))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let mut cmd = Command::new(&self.bins.etcd);
                 cmd.args([
-                    "--name=default".to_string(),
-                    format!("--data-dir={}", self.etcd_dir.display()),
+                    format!("--name={}", name(i)),
+                    format!("--data-dir={}", self.etcd_dirs[i].display()),
                     format!("--listen-client-urls={client}"),
                     format!("--advertise-client-urls={client}"),
                     format!("--listen-peer-urls={peer}"),
                     format!("--initial-advertise-peer-urls={peer}"),
-                    format!("--initial-cluster=default={peer}"),
+                    format!("--initial-cluster={cluster}"),
+                    "--initial-cluster-token=tlsboot-harness".into(),
                     "--unsafe-no-fsync=true".into(),
                     "--quota-backend-bytes=2147483648".into(),
                     "--log-level=warn".into(),
@@ -420,12 +524,15 @@ impl ControlPlane {
             Component::ApiServer => {
                 let mut cmd = Command::new(&self.bins.kube_apiserver);
                 cmd.args([
-                    format!("--etcd-servers=http://127.0.0.1:{}", self.etcd_port),
+                    format!("--etcd-servers={}", self.etcd_client_urls()),
                     "--bind-address=127.0.0.1".into(),
                     "--advertise-address=127.0.0.1".into(),
-                    format!("--secure-port={}", self.api_port),
+                    format!("--secure-port={}", self.api_ports[i]),
                     "--endpoint-reconciler-type=none".into(),
-                    format!("--cert-dir={}", self.dir.join("apiserver").display()),
+                    format!(
+                        "--cert-dir={}",
+                        self.dir.join(format!("apiserver-{i}")).display()
+                    ),
                     format!("--tls-cert-file={}", p("apiserver.crt")),
                     format!("--tls-private-key-file={}", p("apiserver.key")),
                     format!("--client-ca-file={}", p("ca.crt")),
@@ -466,36 +573,77 @@ impl ControlPlane {
         }
     }
 
-    fn slot(procs: &mut Procs, c: Component) -> &mut Option<Proc> {
-        match c {
-            Component::Etcd => &mut procs.etcd,
-            Component::ApiServer => &mut procs.apiserver,
-            Component::ControllerManager => &mut procs.kcm,
-        }
-    }
-
     fn lock_procs(&self) -> std::sync::MutexGuard<'_, Procs> {
         self.procs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts one component (again) on the same ports and data, and waits
-    /// until it is ready. Stops a running instance first. For fault
-    /// injection: `stop(Component::Etcd)`, then `start_component(Component::Etcd)`.
+    fn check_member(&self, c: Component, i: usize) -> Result<()> {
+        if i < self.members(c) {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "{} {i} does not exist: this control plane runs {}",
+            c.name(),
+            self.members(c)
+        )))
+    }
+
+    /// Starts every instance of one component (again) on the same ports and data, and
+    /// waits until each is ready. Stops running instances first. For fault injection:
+    /// `stop(Component::Etcd)`, then `start_component(Component::Etcd)`.
     pub async fn start_component(&self, c: Component) -> Result<()> {
-        self.stop(c);
-        let proc = Proc::spawn(c.name(), self.command(c), &self.log_of(c))?;
-        *Self::slot(&mut self.lock_procs(), c) = Some(proc);
+        let all: Vec<usize> = (0..self.members(c)).collect();
+        for &i in &all {
+            self.spawn_member(c, i)?;
+        }
+        // etcd members only turn healthy once a quorum runs: spawn all, then wait.
+        for i in all {
+            self.wait_member(c, i).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts (again) instance `i` of `c` and waits until it is ready; for one etcd
+    /// member that needs the others' quorum.
+    ///
+    /// A kube-apiserver behind the balancer is out of its rotation until it is ready
+    /// (a health-checking load balancer): before that it answers, but refuses bootstrap
+    /// tokens its informer has not seen yet.
+    pub async fn start_member(&self, c: Component, i: usize) -> Result<()> {
+        let lb = self.balancer.as_ref().filter(|_| c == Component::ApiServer);
+        if let Some(lb) = lb {
+            lb.set_in_rotation(i, false);
+        }
+        self.spawn_member(c, i)?;
+        let ready = self.wait_member(c, i).await;
+        if let Some(lb) = lb {
+            lb.set_in_rotation(i, true);
+        }
+        ready
+    }
+
+    fn spawn_member(&self, c: Component, i: usize) -> Result<()> {
+        self.check_member(c, i)?;
+        self.stop_member(c, i);
+        let proc = Proc::spawn(c.name(), self.command(c, i), &self.member_log(c, i))?;
+        if let Some(slot) = self.lock_procs().slot(c, i) {
+            *slot = Some(proc);
+        }
+        Ok(())
+    }
+
+    async fn wait_member(&self, c: Component, i: usize) -> Result<()> {
         match c {
             Component::Etcd => {
-                let port = self.etcd_port;
-                self.wait_until(c, "GET /health", || etcd_healthy(port))
+                let port = self.etcd_ports[i].0;
+                self.wait_until(c, i, "GET /health", || etcd_healthy(port))
                     .await
             }
             Component::ApiServer => {
-                let client = self.admin_client()?;
-                self.wait_until(c, "GET /readyz", || {
+                let client = self.member_admin_client(i)?;
+                self.wait_until(c, i, "GET /readyz", || {
                     let client = client.clone();
                     async move { api_ready(&client).await }
                 })
@@ -507,7 +655,7 @@ impl ControlPlane {
             Component::ControllerManager => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 let guard = self.lock_procs();
-                if let Some(p) = Self::slot_ref(&guard, c)
+                if let Some(p) = guard.get(c, i)
                     && let Some(status) = p.exited()
                 {
                     return Err(p.exit_error(status));
@@ -517,15 +665,46 @@ impl ControlPlane {
         }
     }
 
-    fn slot_ref(procs: &Procs, c: Component) -> Option<&Proc> {
-        match c {
-            Component::Etcd => procs.etcd.as_ref(),
-            Component::ApiServer => procs.apiserver.as_ref(),
-            Component::ControllerManager => procs.kcm.as_ref(),
-        }
+    /// An admin client for kube-apiserver `i` itself, bypassing the load balancer.
+    pub fn member_admin_client(&self, i: usize) -> Result<kube::Client> {
+        let mut config = self.admin.config();
+        config.cluster_url = self
+            .apiserver_url(i)
+            .parse()
+            .map_err(|e| Error::Invalid(format!("kube-apiserver {i} URL: {e}")))?;
+        Ok(kube::Client::try_from(config)?)
     }
 
-    async fn wait_until<F, Fut>(&self, c: Component, what: &str, mut probe: F) -> Result<()>
+    /// `https://127.0.0.1:<port>` of kube-apiserver `i` itself (not the load balancer).
+    pub fn apiserver_url(&self, i: usize) -> String {
+        format!("https://127.0.0.1:{}", self.api_ports[i])
+    }
+
+    /// The load balancer in front of the kube-apiservers, when there is more than one.
+    pub fn balancer(&self) -> Option<&crate::balancer::TcpBalancer> {
+        self.balancer.as_ref()
+    }
+
+    /// Which etcd member leads the Raft group now (from each member's `/metrics`),
+    /// or `None` while there is no leader.
+    pub async fn etcd_leader(&self) -> Option<usize> {
+        for (i, (port, _)) in self.etcd_ports.iter().enumerate() {
+            if let Ok(text) = http_get(*port, "/metrics").await
+                && text.lines().any(|l| l.trim() == "etcd_server_is_leader 1")
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    async fn wait_until<F, Fut>(
+        &self,
+        c: Component,
+        i: usize,
+        what: &str,
+        mut probe: F,
+    ) -> Result<()>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<(), String>>,
@@ -534,7 +713,7 @@ impl ControlPlane {
         loop {
             {
                 let guard = self.lock_procs();
-                let Some(p) = Self::slot_ref(&guard, c) else {
+                let Some(p) = guard.get(c, i) else {
                     return Err(Error::Invalid(format!("{} is not running", c.name())));
                 };
                 if let Some(status) = p.exited() {
@@ -550,47 +729,80 @@ impl ControlPlane {
                     process: c.name(),
                     timeout: self.opts.timeout,
                     last,
-                    log: self.log_of(c),
+                    log: self.member_log(c, i),
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Kills one component (SIGKILL to its process group) and reaps it; its
-    /// ports and data stay for [`ControlPlane::start_component`].
+    /// Kills every instance of one component (SIGKILL to its process group) and reaps
+    /// it; ports and data stay for [`ControlPlane::start_component`].
     pub fn stop(&self, c: Component) {
-        let proc = Self::slot(&mut self.lock_procs(), c).take();
+        for i in 0..self.members(c) {
+            self.stop_member(c, i);
+        }
+    }
+
+    /// Kills instance `i` of `c` (SIGKILL) and reaps it; its ports and data stay.
+    pub fn stop_member(&self, c: Component, i: usize) {
+        let proc = self.lock_procs().slot(c, i).and_then(Option::take);
         if let Some(p) = proc {
             p.kill();
         }
     }
 
-    /// Like [`ControlPlane::stop`] but SIGTERM first (graceful shutdown),
-    /// SIGKILL after `grace`. Blocks the calling thread up to `grace`.
-    pub fn terminate(&self, c: Component, grace: Duration) {
-        let proc = Self::slot(&mut self.lock_procs(), c).take();
-        if let Some(p) = proc {
-            p.terminate(grace);
+    /// Freezes instance `i` of `c` (SIGSTOP): its sockets stay open and accept
+    /// connections, nothing answers — a hung server, not a dead one.
+    pub fn pause_member(&self, c: Component, i: usize) {
+        if let Some(p) = self.lock_procs().get(c, i) {
+            p.pause();
         }
     }
 
-    /// Whether the component's process is running.
-    pub fn is_running(&self, c: Component) -> bool {
-        let guard = self.lock_procs();
-        Self::slot_ref(&guard, c).is_some_and(|p| p.exited().is_none())
+    /// Lets a paused instance run again (SIGCONT).
+    pub fn resume_member(&self, c: Component, i: usize) {
+        if let Some(p) = self.lock_procs().get(c, i) {
+            p.resume();
+        }
     }
 
-    /// The component's process id (its process group id too), while it runs.
+    /// Like [`ControlPlane::stop`] but SIGTERM first (graceful shutdown),
+    /// SIGKILL after `grace`. Blocks the calling thread up to `grace` per instance.
+    pub fn terminate(&self, c: Component, grace: Duration) {
+        for i in 0..self.members(c) {
+            let proc = self.lock_procs().slot(c, i).and_then(Option::take);
+            if let Some(p) = proc {
+                p.terminate(grace);
+            }
+        }
+    }
+
+    /// Whether the component's (first) process is running.
+    pub fn is_running(&self, c: Component) -> bool {
+        self.is_member_running(c, 0)
+    }
+
+    /// Whether instance `i` of `c` is running.
+    pub fn is_member_running(&self, c: Component, i: usize) -> bool {
+        let guard = self.lock_procs();
+        guard.get(c, i).is_some_and(|p| p.exited().is_none())
+    }
+
+    /// The component's (first) process id (its process group id too), while it runs.
     pub fn pid(&self, c: Component) -> Option<u32> {
         let guard = self.lock_procs();
-        Self::slot_ref(&guard, c).map(|p| p.pid())
+        guard.get(c, 0).map(|p| p.pid())
     }
 
-    /// Waits for `/readyz` = 200 and `kube-system`, e.g. after a restart.
+    /// Waits for `/readyz` = 200 and `kube-system` through [`ControlPlane::server_url`],
+    /// e.g. after a restart.
     pub async fn wait_ready(&self) -> Result<()> {
         let client = self.admin_client()?;
-        self.wait_until(Component::ApiServer, "GET /readyz", || {
+        let live = (0..self.members(Component::ApiServer))
+            .find(|i| self.is_member_running(Component::ApiServer, *i))
+            .unwrap_or(0);
+        self.wait_until(Component::ApiServer, live, "GET /readyz", || {
             let client = client.clone();
             async move { api_ready(&client).await }
         })
@@ -638,7 +850,7 @@ impl ControlPlane {
 
     /// etcd's data directory (tmpfs), kept across etcd restarts.
     pub fn etcd_data_dir(&self) -> &Path {
-        &self.etcd_dir
+        &self.etcd_dirs[0]
     }
 
     /// A component's log file (appended to across restarts).
@@ -858,8 +1070,10 @@ pub async fn apply_seed_rbac(client: &kube::Client) -> Result<()> {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.stop_all();
-        let _ = std::fs::remove_dir_all(&self.etcd_dir);
-        forget_dir(&self.etcd_dir);
+        for d in &self.etcd_dirs {
+            let _ = std::fs::remove_dir_all(d);
+            forget_dir(d);
+        }
         if std::thread::panicking() || self.keep_dir {
             eprintln!(
                 "tlsboot-harness: control-plane logs kept in {}",

@@ -92,6 +92,10 @@ pub struct Faults {
     /// Holds the first approval write for one CSR until the test releases it
     /// (see [`ApprovalHold`]); checked before every other fault.
     pub hold_approval: Option<ApprovalHold>,
+    /// (identity, `https://host:port`): that identity's requests go to this upstream
+    /// instead of the proxy's own — e.g. each replica to its own kube-apiserver, so one
+    /// replica can be cut off with its server while the other is not.
+    pub routes: Vec<(String, String)>,
 }
 
 /// Holds the first `PUT …/certificatesigningrequests/<name>/approval` that reaches the
@@ -658,10 +662,18 @@ async fn handle(
     let injected = decide(&shared, &faults, &identity, &method, &path, watch);
     let (resp, was_injected) = match injected {
         Some(resp) => (resp, true),
-        None => (
-            forward(&shared, &upstream, &base, req, watch, &faults).await,
-            false,
-        ),
+        None => {
+            let routed = faults
+                .routes
+                .iter()
+                .find(|(who, _)| *who == identity)
+                .and_then(|(_, url)| url.parse::<Uri>().ok());
+            let base = routed.as_ref().unwrap_or(&base);
+            (
+                forward(&shared, &upstream, base, req, watch, &faults).await,
+                false,
+            )
+        }
     };
     if let Some(logged) = logged {
         logged.answered(resp.status().as_u16(), was_injected);

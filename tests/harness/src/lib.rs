@@ -15,6 +15,7 @@
 //! Processes die with the test process however it ends (see `process`), and
 //! their logs are kept (and their path printed) when a test fails.
 
+pub mod balancer;
 pub mod binaries;
 pub mod controlplane;
 pub mod error;

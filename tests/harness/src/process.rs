@@ -245,6 +245,26 @@ impl ChildProcess {
         self.stop(libc::SIGTERM, grace);
     }
 
+    /// SIGSTOP to the process group: it keeps its sockets and answers nothing.
+    pub fn pause(&self) {
+        if lock(&LIVE)
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&self.pid))
+        {
+            signal_group(self.pid, libc::SIGSTOP);
+        }
+    }
+
+    /// SIGCONT to the process group, after [`ChildProcess::pause`].
+    pub fn resume(&self) {
+        if lock(&LIVE)
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&self.pid))
+        {
+            signal_group(self.pid, libc::SIGCONT);
+        }
+    }
+
     /// `Some(status)` once the process has exited.
     pub fn exited(&self) -> Option<ExitStatus> {
         if let Some(s) = *lock(&self.status) {
