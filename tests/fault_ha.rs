@@ -272,6 +272,18 @@ async fn burst_survives_losing_an_apiserver_then_the_etcd_leader() {
     );
     figure(scenario, "etcd_new_leader_seen_after_s", secs(etcd_elected));
     figure(scenario, "lb_failovers", failovers_in_outage);
+    // Approval PUTs that met a fault on their way (the dead server, etcd without a
+    // leader): 5xx or no answer. Whether one does is up to timing; each is retried.
+    figure(
+        scenario,
+        "approval_puts_failed",
+        handle
+            .approval_requests()
+            .values()
+            .flatten()
+            .filter(|w| w.status == 0 || w.status >= 500)
+            .count(),
+    );
     figure(scenario, "approvals_leader", by_leader.len());
     figure(scenario, "approvals_standby", by_standby.len());
     figure(
