@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 
 use super::metrics::{Metrics, SignerLabels};
 use super::reconcile::Context;
+use crate::cluster::csr_status::awaits_approver;
 
 pub struct HttpState {
     pub registry: Registry,
@@ -46,11 +47,6 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
     }
 }
 
-fn is_pending(csr: &CertificateSigningRequest) -> bool {
-    let facts = crate::policy::CsrFacts::from_csr(csr);
-    !(facts.approved || facts.denied || facts.issued)
-}
-
 /// Recomputes the pending gauges from the caches and prunes per-CSR memory of CSRs
 /// that are gone. Called at scrape time and periodically.
 pub fn refresh(s: &HttpState) {
@@ -63,7 +59,7 @@ pub fn refresh(s: &HttpState) {
             if let Some(uid) = &csr.metadata.uid {
                 live.insert(uid.clone());
             }
-            if is_pending(&csr) {
+            if awaits_approver(&csr) {
                 entry.0 += 1;
                 if let Some(created) = &csr.metadata.creation_timestamp {
                     let age = now.duration_since(created.0).as_secs_f64();

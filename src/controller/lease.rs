@@ -22,6 +22,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::ApiError;
+
 /// The longest lease this daemon writes (`--leader-elect-lease-duration`), and the most
 /// it ever waits on a foreign record: a Lease edited to a huge `leaseDurationSeconds`
 /// delays fail-over by at most this much. Also the cap for the other two durations.
@@ -540,7 +542,7 @@ impl Elector {
         for _ in 0..ROUNDS_PER_ATTEMPT {
             let existing = match self.api.get_opt(&self.cfg.name).await {
                 Ok(l) => l,
-                Err(e) => return Attempt::Failed(format!("reading lease: {e}")),
+                Err(e) => return Attempt::Failed(format!("reading lease: {}", ApiError::of(&e))),
             };
             let Some(lease) = existing else {
                 *observed = None;
@@ -652,8 +654,8 @@ impl Elector {
         };
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(_) => Write::Done,
-            Err(kube::Error::Api(s)) if s.code == 409 => Write::Conflict,
-            Err(e) => Write::Failed(format!("creating lease: {e}")),
+            Err(e) if ApiError::of(&e).is(409) => Write::Conflict,
+            Err(e) => Write::Failed(format!("creating lease: {}", ApiError::of(&e))),
         }
     }
 
@@ -672,8 +674,8 @@ impl Elector {
             .await
         {
             Ok(_) => Write::Done,
-            Err(kube::Error::Api(s)) if s.code == 409 => Write::Conflict,
-            Err(e) => Write::Failed(format!("updating lease: {e}")),
+            Err(e) if ApiError::of(&e).is(409) => Write::Conflict,
+            Err(e) => Write::Failed(format!("updating lease: {}", ApiError::of(&e))),
         }
     }
 
@@ -704,7 +706,7 @@ impl Elector {
         match tokio::time::timeout(self.cfg.retry_period, result).await {
             Ok(Ok(())) => tracing::info!(lease = %self.lease_ref(), "released leader lease"),
             Ok(Err(e)) => {
-                tracing::warn!(lease = %self.lease_ref(), error = %e, "could not release leader lease; it will expire")
+                tracing::warn!(lease = %self.lease_ref(), error = %ApiError::of(&e), "could not release leader lease; it will expire")
             }
             Err(_) => {
                 tracing::warn!(lease = %self.lease_ref(), "timed out releasing leader lease; it will expire")

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ControllerArgs};
 
+use crate::cluster::csr_status::is_decided;
 use crate::cluster::{Connection, ConnectionError};
 use crate::policy::{SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};
 use lease::{Elector, LeaderHandle, LeaseError};
@@ -134,13 +135,9 @@ pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), Controlle
 fn evict_decided(
     event: watcher::Event<CertificateSigningRequest>,
 ) -> Option<watcher::Event<CertificateSigningRequest>> {
-    let decided = |csr: &CertificateSigningRequest| {
-        let facts = crate::policy::CsrFacts::from_csr(csr);
-        facts.approved || facts.denied
-    };
     match event {
-        watcher::Event::Apply(csr) if decided(&csr) => Some(watcher::Event::Delete(csr)),
-        watcher::Event::InitApply(csr) if decided(&csr) => None,
+        watcher::Event::Apply(csr) if is_decided(&csr) => Some(watcher::Event::Delete(csr)),
+        watcher::Event::InitApply(csr) if is_decided(&csr) => None,
         other => Some(other),
     }
 }

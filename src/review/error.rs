@@ -56,23 +56,6 @@ impl From<serde_yaml_ng::Error> for ReviewError {
     }
 }
 
-/// A kube error as one line: the API server's message for API errors (not the whole Status),
-/// else the error and its causes joined with `: ` (a refused connection is three levels deep).
-pub fn kube_error_text(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let mut t = s.message.clone();
-            if !s.reason.is_empty() {
-                t.push_str(&format!(" ({}, {})", s.reason, s.code));
-            } else if s.code != 0 {
-                t.push_str(&format!(" ({})", s.code));
-            }
-            t
-        }
-        other => chain_text(other),
-    }
-}
-
 pub use crate::cluster::chain_text;
 
 /// Prints `e` to stderr the way kubectl would: `Error from server (NotFound): …` for a missing
