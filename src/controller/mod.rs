@@ -122,11 +122,27 @@ pub enum ControllerError {
     Lease(#[from] LeaseError),
 }
 
+/// A job only the leader runs, once per leadership term, cancelled when the term ends.
+/// The caller supplies it (`main` wires `token`'s expired-token cleaner here for
+/// `--clean-expired-tokens`), so the daemon does not depend on another command's code.
+pub type TermJob = Arc<
+    dyn Fn(
+            kube::Client,
+            CancellationToken,
+        ) -> futures::future::BoxFuture<'static, Result<(), String>>
+        + Send
+        + Sync,
+>;
+
 /// Validates the flags, connects, and runs until SIGTERM/SIGINT (Ok) or lease loss (Err).
-pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), ControllerError> {
+pub async fn run(
+    conn: Connection,
+    args: ControllerArgs,
+    token_cleaner: TermJob,
+) -> Result<(), ControllerError> {
     let config = Arc::new(Config::try_from(args)?);
     let client = crate::cluster::client(&conn).await?;
-    run_with(client, config).await
+    run_with(client, config, token_cleaner).await
 }
 
 /// A decided CSR (Approved or Denied: both final, the API server refuses to remove either)
@@ -175,7 +191,11 @@ fn triggers(
     futures::stream::select(gained, resync)
 }
 
-pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), ControllerError> {
+pub async fn run_with(
+    client: kube::Client,
+    config: Arc<Config>,
+    token_cleaner: TermJob,
+) -> Result<(), ControllerError> {
     let mut registry = Registry::with_prefix("tlsboot");
     let metrics = Metrics::new(&mut registry);
 
@@ -333,9 +353,8 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
                     }
                 });
                 tracing::info!("expired bootstrap-token cleaner started");
-                if let Err(e) = crate::token::run_token_cleaner(client.clone(), term.clone()).await
-                {
-                    tracing::error!(error = %e, "expired bootstrap-token cleaner stopped");
+                if let Err(error) = token_cleaner(client.clone(), term.clone()).await {
+                    tracing::error!(%error, "expired bootstrap-token cleaner stopped");
                 }
                 term.cancel();
                 let _ = ended.await;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::assess::{Assessment, ClusterFacts, assess};
-use super::error::{ReviewError, finish, report};
+use super::error::{ReviewError, report};
 use super::format::{for_output, resource_name, terminal_safe};
 use super::list::{sort_queue, to_json_pretty};
 use super::session::Session;
@@ -320,21 +320,19 @@ pub fn print_done(
     Ok(())
 }
 
-pub async fn run_approve(conn: &Connection, args: &ApproveArgs) -> ExitCode {
-    finish(approve(conn, args).await)
+pub async fn run_approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, ReviewError> {
+    approve(conn, args).await
 }
 
-pub async fn run_deny(conn: &Connection, args: &DenyArgs) -> ExitCode {
-    finish(
-        decide_named(
-            conn,
-            &args.names,
-            ApprovalDecision::Deny,
-            &args.flags,
-            args.reason.as_deref(),
-        )
-        .await,
+pub async fn run_deny(conn: &Connection, args: &DenyArgs) -> Result<ExitCode, ReviewError> {
+    decide_named(
+        conn,
+        &args.names,
+        ApprovalDecision::Deny,
+        &args.flags,
+        args.reason.as_deref(),
     )
+    .await
 }
 
 /// The caller's name for condition messages; a warning (not a failure) when unknown.

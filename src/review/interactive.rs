@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::approve::{DecisionRequest, Done, Via, current_user, decide_one};
 use super::assess::assess;
-use super::error::{ReviewError, finish, report};
+use super::error::{ReviewError, report};
 use super::format::{resource_name, terminal_safe};
 use super::list::sort_queue;
 use super::render::review_view;
@@ -82,8 +82,8 @@ impl Tally {
     }
 }
 
-pub async fn run(conn: &Connection, args: &ReviewArgs) -> ExitCode {
-    finish(review(conn, args).await)
+pub async fn run(conn: &Connection, args: &ReviewArgs) -> Result<ExitCode, ReviewError> {
+    review(conn, args).await
 }
 
 /// Lines from stdin, read on a plain thread so the async side can wait for a line and for

@@ -9,7 +9,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 use super::assess::{Assessment, ClusterFacts, NodeLookup, assess};
-use super::error::{ReviewError, finish};
+use super::error::ReviewError;
 use super::format::{
     Table, condition_column, for_output, human_duration_secs, resource_name, terminal_safe,
     translate_timestamp_since,
@@ -190,8 +190,8 @@ fn list_object(csrs: &[CertificateSigningRequest]) -> serde_json::Value {
 /// afterwards is printed. Scripts can wait for it before they act.
 pub const WATCHING: &str = "Watching for changes (Ctrl-C to stop)...";
 
-pub async fn run(conn: &Connection, args: &ListArgs) -> ExitCode {
-    finish(list(conn, args).await)
+pub async fn run(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewError> {
+    list(conn, args).await
 }
 
 async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewError> {
