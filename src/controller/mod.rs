@@ -321,7 +321,8 @@ pub async fn run_with(
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                http::refresh(&s);
+                http::update_gauges(&s);
+                http::prune_memos(&s);
             }
         });
     }

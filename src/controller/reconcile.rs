@@ -147,6 +147,18 @@ impl Context {
         memos.remove(uid);
     }
 
+    /// How many CSRs are remembered (reported causes, refusal counts).
+    #[cfg(test)]
+    pub(crate) fn memo_count(&self) -> usize {
+        self.memos.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Remembers that `cause` was reported for `uid`, as a reconcile does.
+    #[cfg(test)]
+    pub(crate) fn remember(&self, uid: &str, cause: &'static str) {
+        self.first_report(uid, cause);
+    }
+
     /// Drops memos of CSRs that no longer exist, so memory follows the cluster.
     pub fn retain_memos(&self, live: &HashSet<String>) {
         let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
