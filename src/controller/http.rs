@@ -37,12 +37,15 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok\n")
+    // A replica that can never lead until a person acts is not ready: say why.
+    if let Some(problem) = s.ctx.leader.problem() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n"))
+    } else if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n".to_owned())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "CSR caches not synced yet\n",
+            "CSR caches not synced yet\n".to_owned(),
         )
     }
 }
