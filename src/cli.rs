@@ -1,8 +1,10 @@
 //! Command-line surface. Each concern owns its own clap `Args` struct; this file only
 //! composes them so `main.rs` stays a dispatcher.
 
-use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::path::PathBuf;
+
+pub mod completions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,11 +51,7 @@ impl GlobalArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use crate::telemetry::LogFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -69,7 +67,7 @@ pub enum Command {
     /// Walk the pending kubelet-serving CSRs at a terminal: approve, deny, skip or quit each.
     Review(crate::review::interactive::ReviewArgs),
     /// Print a shell completion script (bash, zsh, fish, ...).
-    Completions(crate::review::completions::CompletionsArgs),
+    Completions(completions::CompletionsArgs),
     /// Run the approver daemon: auto-approve kubelet client CSRs after SubjectAccessReview,
     /// queue serving CSRs for people.
     Controller(Box<crate::controller::ControllerArgs>),
@@ -118,4 +116,46 @@ pub fn parse() -> Cli {
         err.exit();
     }
     cli
+}
+
+/// The daemon's `--clean-expired-tokens` job: `token`'s cleaner, handed to `controller` here
+/// so neither command depends on the other.
+pub fn token_cleaner() -> crate::controller::TermJob {
+    std::sync::Arc::new(|client, stop| {
+        Box::pin(async move {
+            crate::token::run_token_cleaner(client, stop)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// The one place a command's error is printed: `error: …` (kubectl's `Error from server
+/// (NotFound): …` for a missing CSR), exit code 1. A closed stdout (`| head`) ends quietly
+/// with 0, as for kubectl.
+pub fn exit(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
+    let err = match result {
+        Ok(code) => return code,
+        Err(err) => err,
+    };
+    let broken_pipe = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    let text = match err.downcast_ref::<crate::review::error::ReviewError>() {
+        Some(review) => crate::review::error::message(review),
+        None if broken_pipe => None,
+        // The whole chain ("reading a.yaml: No such file…"): what people act on.
+        None => Some(format!(
+            "error: {}",
+            crate::cluster::chain_text(err.as_ref())
+        )),
+    };
+    match text {
+        Some(text) => {
+            eprintln!("{text}");
+            std::process::ExitCode::FAILURE
+        }
+        None => std::process::ExitCode::SUCCESS,
+    }
 }

@@ -18,28 +18,29 @@ fn main() -> ExitCode {
     let cli = tlsboot::cli::parse();
     tlsboot::telemetry::init(cli.global.log_format, cli.global.verbose);
     let conn = cli.global.connection();
+    // Every command returns its error here; `cli::exit` is the one place that prints it.
     let result: anyhow::Result<ExitCode> = match cli.command {
         Command::List(args) => {
-            block_on(async move { Ok(tlsboot::review::list::run(&conn, &args).await) })
+            block_on(async move { Ok(tlsboot::review::list::run(&conn, &args).await?) })
         }
         Command::Inspect(args) if !args.needs_cluster() => {
-            Ok(tlsboot::review::inspect::run_offline(&args))
+            tlsboot::review::inspect::run_offline(&args).map_err(Into::into)
         }
         Command::Inspect(args) => {
-            block_on(async move { Ok(tlsboot::review::inspect::run(&conn, &args).await) })
+            block_on(async move { Ok(tlsboot::review::inspect::run(&conn, &args).await?) })
         }
         Command::Approve(args) => {
-            block_on(async move { Ok(tlsboot::review::approve::run_approve(&conn, &args).await) })
+            block_on(async move { Ok(tlsboot::review::approve::run_approve(&conn, &args).await?) })
         }
         Command::Deny(args) => {
-            block_on(async move { Ok(tlsboot::review::approve::run_deny(&conn, &args).await) })
+            block_on(async move { Ok(tlsboot::review::approve::run_deny(&conn, &args).await?) })
         }
         Command::Review(args) => {
-            block_on(async move { Ok(tlsboot::review::interactive::run(&conn, &args).await) })
+            block_on(async move { Ok(tlsboot::review::interactive::run(&conn, &args).await?) })
         }
-        Command::Completions(args) => Ok(tlsboot::review::completions::run(&args)),
+        Command::Completions(args) => tlsboot::cli::completions::run(&args).map_err(Into::into),
         Command::Controller(args) => block_on(async move {
-            tlsboot::controller::run(conn, *args).await?;
+            tlsboot::controller::run(conn, *args, tlsboot::cli::token_cleaner()).await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Token(args) if args.offline() => {
@@ -58,12 +59,5 @@ fn main() -> ExitCode {
             block_on(async move { Ok(tlsboot::token::run_doctor(&conn, args).await?) })
         }
     };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            // The whole chain ("reading a.yaml: No such file…"): what people act on.
-            eprintln!("error: {}", tlsboot::cluster::chain_text(err.as_ref()));
-            ExitCode::from(1)
-        }
-    }
+    tlsboot::cli::exit(result)
 }

@@ -11,6 +11,9 @@ use k8s_openapi::api::certificates::v1::{
 };
 use kube::api::{Api, PostParams};
 
+use super::api_error::ApiError;
+use super::csr_status::{CONDITION_APPROVED, CONDITION_DENIED, has_condition};
+
 /// Which condition to append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -22,15 +25,31 @@ impl Decision {
     /// The condition type as the API spells it.
     pub fn condition_type(self) -> &'static str {
         match self {
-            Decision::Approve => "Approved",
-            Decision::Deny => "Denied",
+            Decision::Approve => CONDITION_APPROVED,
+            Decision::Deny => CONDITION_DENIED,
         }
     }
 
     fn opposite(self) -> &'static str {
         match self {
-            Decision::Approve => "Denied",
-            Decision::Deny => "Approved",
+            Decision::Approve => CONDITION_DENIED,
+            Decision::Deny => CONDITION_APPROVED,
+        }
+    }
+
+    /// The verb, as in "may not approve".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        }
+    }
+
+    /// As in "approving certificate signing request …".
+    pub fn gerund(self) -> &'static str {
+        match self {
+            Decision::Approve => "approving",
+            Decision::Deny => "denying",
         }
     }
 }
@@ -195,43 +214,46 @@ pub enum ApprovalError {
     },
     #[error("certificatesigningrequests.certificates.k8s.io {name:?} not found")]
     NotFound { name: String },
-    #[error("{action} certificate signing request {name:?}: forbidden: {message}")]
+    #[error("{} certificate signing request {name:?}: forbidden: {message}", decision.gerund())]
     Forbidden {
-        action: &'static str,
+        decision: Decision,
         name: String,
         message: String,
     },
-    #[error("not writing {action} for {name:?}: {reason}")]
+    #[error("not writing {} for {name:?}: {reason}", decision.gerund())]
     Fenced {
-        action: &'static str,
+        decision: Decision,
         name: String,
         reason: String,
     },
     /// The object to write cannot be tied to the decided one (no `metadata.uid`).
     #[error(
-        "not {action} certificate signing request {name:?}: the {copy} copy has no \
-         metadata.uid, so the write cannot be bound to the object that was decided"
+        "not {} certificate signing request {name:?}: the {copy} copy has no \
+         metadata.uid, so the write cannot be bound to the object that was decided",
+        decision.gerund()
     )]
     MissingUid {
-        action: &'static str,
+        decision: Decision,
         name: String,
         /// `decided` or `re-read`.
         copy: &'static str,
     },
     #[error(
-        "{action} certificate signing request {name:?}: gave up after {attempts} write conflicts"
+        "{} certificate signing request {name:?}: gave up after {attempts} write conflicts",
+        decision.gerund()
     )]
     Conflicts {
-        action: &'static str,
+        decision: Decision,
         name: String,
         attempts: u32,
     },
-    #[error("{action} certificate signing request {name:?}: {source}")]
+    // The kube error is part of the message, not a `source()`: printers walk the chain,
+    // and kube's own Display would add the Status in Debug form.
+    #[error("{} certificate signing request {name:?}: {}", decision.gerund(), ApiError::of(error))]
     Api {
-        action: &'static str,
+        decision: Decision,
         name: String,
-        #[source]
-        source: kube::Error,
+        error: kube::Error,
     },
 }
 
@@ -239,29 +261,12 @@ impl ApprovalError {
     /// HTTP status of the API error behind this, if any (for metrics).
     pub fn status_code(&self) -> Option<u16> {
         match self {
-            ApprovalError::Api {
-                source: kube::Error::Api(status),
-                ..
-            } => Some(status.code),
+            ApprovalError::Api { error, .. } => ApiError::of(error).code(),
             ApprovalError::NotFound { .. } => Some(404),
             ApprovalError::Forbidden { .. } => Some(403),
             ApprovalError::Conflicts { .. } => Some(409),
             _ => None,
         }
-    }
-}
-
-fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_))
-}
-
-fn api_error_code(err: &kube::Error) -> Option<u16> {
-    match err {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
     }
 }
 
@@ -291,14 +296,11 @@ where
     R: FnMut(&CertificateSigningRequest) -> Result<(), String>,
     F: Fn() -> Result<(), String>,
 {
-    let action = match write.decision {
-        Decision::Approve => "approving",
-        Decision::Deny => "denying",
-    };
+    let decision = write.decision;
     let name = csr.metadata.name.clone().unwrap_or_default();
     let Some(binding) = Binding::of(&csr) else {
         return Err(ApprovalError::MissingUid {
-            action,
+            decision,
             name,
             copy: "decided",
         });
@@ -312,7 +314,7 @@ where
             Ok(()) => {}
             Err(Unbound::NoUid) => {
                 return Err(ApprovalError::MissingUid {
-                    action,
+                    decision,
                     name,
                     copy: "re-read",
                 });
@@ -360,7 +362,7 @@ where
         }
         if let Err(reason) = fence() {
             return Err(ApprovalError::Fenced {
-                action,
+                decision,
                 name,
                 reason,
             });
@@ -374,47 +376,44 @@ where
             .await
         {
             Ok(stored) => return Ok(ApprovalOutcome::Written(Box::new(stored))),
-            Err(err) => match api_error_code(&err) {
+            Err(err) => match ApiError::of(&err).code() {
                 Some(409) => {
                     conflicts += 1;
                     if conflicts > write.max_conflict_retries {
                         return Err(ApprovalError::Conflicts {
-                            action,
+                            decision,
                             name,
                             attempts: conflicts,
                         });
                     }
                     current = match api.get(&name).await {
                         Ok(fresh) => fresh,
-                        Err(source) if api_error_code(&source) == Some(404) => {
+                        Err(error) if ApiError::of(&error).is(404) => {
                             return Err(ApprovalError::NotFound { name });
                         }
-                        Err(source) => {
+                        Err(error) => {
                             return Err(ApprovalError::Api {
-                                action,
+                                decision,
                                 name,
-                                source,
+                                error,
                             });
                         }
                     };
                 }
                 Some(404) => return Err(ApprovalError::NotFound { name }),
                 Some(403) => {
-                    let message = match err {
-                        kube::Error::Api(status) => status.message,
-                        other => other.to_string(),
-                    };
+                    let message = ApiError::of(&err).message();
                     return Err(ApprovalError::Forbidden {
-                        action,
+                        decision,
                         name,
                         message,
                     });
                 }
                 _ => {
                     return Err(ApprovalError::Api {
-                        action,
+                        decision,
                         name,
-                        source: err,
+                        error: err,
                     });
                 }
             },

@@ -79,7 +79,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "TLSBOOT_IDENTITY")]
     pub identity: Option<String>,
 
-    /// CSRs reconciled in parallel (per signer).
+    /// CSRs reconciled in parallel, in total (one worker pool serves both kubelet signers).
     #[arg(long, env = "TLSBOOT_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
     /// Client-side request rate limit in requests/s (0 = unlimited; KCM uses 20).

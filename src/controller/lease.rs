@@ -22,6 +22,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::ApiError;
+
 /// The longest lease this daemon writes (`--leader-elect-lease-duration`), and the most
 /// it ever waits on a foreign record: a Lease edited to a huge `leaseDurationSeconds`
 /// delays fail-over by at most this much. Also the cap for the other two durations.
@@ -292,7 +294,12 @@ pub struct LeaderState {
 pub struct LeaderHandle {
     rx: watch::Receiver<LeaderState>,
     always: bool,
+    /// Why leadership cannot be had until a person acts (see [`LeaderHandle::problem`]).
+    problem: Problem,
 }
+
+/// Shared by the elector (writer) and every handle (readers, e.g. `/readyz`).
+type Problem = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 impl LeaderHandle {
     /// For `--leader-elect=false`: always allowed to write.
@@ -301,7 +308,11 @@ impl LeaderHandle {
             valid_until: None,
             transitions: 0,
         });
-        LeaderHandle { rx, always: true }
+        LeaderHandle {
+            rx,
+            always: true,
+            problem: Problem::default(),
+        }
     }
 
     pub fn is_leader(&self) -> bool {
@@ -339,6 +350,15 @@ impl LeaderHandle {
             return futures::future::pending().await;
         }
         let _ = self.rx.wait_for(|s| s.valid_until.is_none()).await;
+    }
+
+    /// A problem no retry can solve, in plain words with its fixes (today: the Lease's
+    /// namespace does not exist); `None` while the election can make progress.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<LeaderState> {
@@ -381,6 +401,7 @@ const ROUNDS_PER_ATTEMPT: usize = 4;
 /// `run` returns `Err(Lost)` and the caller exits non-zero, as kube-controller-manager does.
 pub struct Elector {
     api: Api<Lease>,
+    problem: Problem,
     cfg: LeaseConfig,
     tx: watch::Sender<LeaderState>,
 }
@@ -393,6 +414,8 @@ pub type OnChange = Box<dyn Fn(bool) + Send + Sync>;
 enum Write {
     Done,
     Conflict,
+    /// The Lease's namespace does not exist: no retry helps until a person acts.
+    NoNamespace,
     Failed(String),
 }
 
@@ -403,7 +426,20 @@ impl Elector {
             transitions: 0,
         });
         let api = Api::namespaced(client, &cfg.namespace);
-        (Elector { api, cfg, tx }, LeaderHandle { rx, always: false })
+        let problem = Problem::default();
+        (
+            Elector {
+                api,
+                cfg,
+                tx,
+                problem: problem.clone(),
+            },
+            LeaderHandle {
+                rx,
+                always: false,
+                problem,
+            },
+        )
     }
 
     /// `namespace/name`, as logs name the Lease.
@@ -432,6 +468,42 @@ impl Elector {
         );
     }
 
+    fn no_namespace(&self) -> String {
+        let ns = &self.cfg.namespace;
+        format!(
+            "leader election cannot start: namespace {ns:?} does not exist, so the Lease {} \
+             cannot be created. Fix one of: create it (kubectl create namespace {ns}); use an \
+             existing namespace with --leader-elect-resource-namespace NAME; or run a single \
+             replica with --leader-elect=false",
+            self.lease_ref()
+        )
+    }
+
+    /// Says a failed attempt once (a retry failing the same way is only a debug line), and
+    /// publishes a problem that needs a person for `/readyz`.
+    fn report(&self, outcome: &Attempt, last_failure: &mut Option<String>) {
+        let (why, blocked) = match outcome {
+            Attempt::Failed(why) => (why, false),
+            Attempt::Blocked(why) => (why, true),
+            _ => {
+                *last_failure = None;
+                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return;
+            }
+        };
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = blocked.then(|| why.clone());
+        if last_failure.as_deref() == Some(why.as_str()) {
+            tracing::debug!(lease = %self.lease_ref(), error = %why, "leader election attempt failed again");
+            return;
+        }
+        *last_failure = Some(why.clone());
+        if blocked {
+            tracing::error!(lease = %self.lease_ref(), "{why}");
+        } else {
+            tracing::warn!(lease = %self.lease_ref(), error = %why, "leader election attempt failed");
+        }
+    }
+
     fn leading_until(&self) -> Option<Instant> {
         self.tx.borrow().valid_until
     }
@@ -447,6 +519,8 @@ impl Elector {
         // answers and someone else writes the Lease, so a passed deadline is contention,
         // not an outage.
         let mut conflict_since_renew = false;
+        // The last failure said, so a retry that fails the same way is not said again.
+        let mut last_failure: Option<String> = None;
         loop {
             let start = Instant::now();
             if let Some(until) = self.leading_until()
@@ -482,6 +556,7 @@ impl Elector {
                 }
             };
             conflict_since_renew |= conflicted;
+            self.report(&outcome, &mut last_failure);
             match outcome {
                 Attempt::Leading => {
                     conflict_since_renew = false;
@@ -504,9 +579,7 @@ impl Elector {
                         on_change(false);
                     }
                 }
-                Attempt::Failed(why) => {
-                    tracing::warn!(lease = %self.lease_ref(), error = %why, "leader election attempt failed");
-                }
+                Attempt::Failed(_) | Attempt::Blocked(_) => {}
                 Attempt::Shutdown => {
                     if self.leading_until().is_some() {
                         self.tx.send_modify(|s| s.valid_until = None);
@@ -540,7 +613,7 @@ impl Elector {
         for _ in 0..ROUNDS_PER_ATTEMPT {
             let existing = match self.api.get_opt(&self.cfg.name).await {
                 Ok(l) => l,
-                Err(e) => return Attempt::Failed(format!("reading lease: {e}")),
+                Err(e) => return Attempt::Failed(format!("reading lease: {}", ApiError::of(&e))),
             };
             let Some(lease) = existing else {
                 *observed = None;
@@ -551,6 +624,7 @@ impl Elector {
                         *conflicted = true;
                         continue;
                     }
+                    Write::NoNamespace => return Attempt::Blocked(self.no_namespace()),
                     Write::Failed(why) => return Attempt::Failed(why),
                 }
             };
@@ -573,6 +647,7 @@ impl Elector {
                     *conflicted = true;
                     tracing::debug!(lease = %self.lease_ref(), "lease changed under our write (409 Conflict); reading it again");
                 }
+                Write::NoNamespace => return Attempt::Blocked(self.no_namespace()),
                 Write::Failed(why) => return Attempt::Failed(why),
             }
         }
@@ -652,8 +727,10 @@ impl Elector {
         };
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(_) => Write::Done,
-            Err(kube::Error::Api(s)) if s.code == 409 => Write::Conflict,
-            Err(e) => Write::Failed(format!("creating lease: {e}")),
+            Err(e) if ApiError::of(&e).is(409) => Write::Conflict,
+            // A create in a namespace that does not exist is the one 404 a create can get.
+            Err(e) if ApiError::of(&e).is(404) => Write::NoNamespace,
+            Err(e) => Write::Failed(format!("creating lease: {}", ApiError::of(&e))),
         }
     }
 
@@ -672,8 +749,8 @@ impl Elector {
             .await
         {
             Ok(_) => Write::Done,
-            Err(kube::Error::Api(s)) if s.code == 409 => Write::Conflict,
-            Err(e) => Write::Failed(format!("updating lease: {e}")),
+            Err(e) if ApiError::of(&e).is(409) => Write::Conflict,
+            Err(e) => Write::Failed(format!("updating lease: {}", ApiError::of(&e))),
         }
     }
 
@@ -704,7 +781,7 @@ impl Elector {
         match tokio::time::timeout(self.cfg.retry_period, result).await {
             Ok(Ok(())) => tracing::info!(lease = %self.lease_ref(), "released leader lease"),
             Ok(Err(e)) => {
-                tracing::warn!(lease = %self.lease_ref(), error = %e, "could not release leader lease; it will expire")
+                tracing::warn!(lease = %self.lease_ref(), error = %ApiError::of(&e), "could not release leader lease; it will expire")
             }
             Err(_) => {
                 tracing::warn!(lease = %self.lease_ref(), "timed out releasing leader lease; it will expire")
@@ -716,6 +793,8 @@ impl Elector {
 enum Attempt {
     Leading,
     Following(String),
+    /// Cannot succeed until a person acts; the text says what to do.
+    Blocked(String),
     Failed(String),
     Shutdown,
 }
@@ -1000,7 +1079,11 @@ mod tests {
             valid_until: None,
             transitions: 0,
         });
-        let h = LeaderHandle { rx, always: false };
+        let h = LeaderHandle {
+            rx,
+            always: false,
+            problem: Problem::default(),
+        };
         assert!(h.check().is_err());
         tx.send_modify(|s| s.valid_until = Some(Instant::now() + Duration::from_secs(60)));
         assert!(h.check().is_ok());

@@ -148,10 +148,9 @@ impl Metrics {
     }
 
     pub fn api_error(&self, verb: &str, err: &kube::Error) {
-        let code = match err {
-            kube::Error::Api(s) => s.code.to_string(),
-            _ => "transport".to_owned(),
-        };
+        let code = crate::cluster::ApiError::of(err)
+            .code()
+            .map_or_else(|| "transport".to_owned(), |c| c.to_string());
         self.api_error_code(verb, &code);
     }
 

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ControllerArgs};
 
+use crate::cluster::csr_status::is_decided;
 use crate::cluster::{Connection, ConnectionError};
 use crate::policy::{SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};
 use lease::{Elector, LeaderHandle, LeaseError};
@@ -121,11 +122,27 @@ pub enum ControllerError {
     Lease(#[from] LeaseError),
 }
 
+/// A job only the leader runs, once per leadership term, cancelled when the term ends.
+/// The caller supplies it (`main` wires `token`'s expired-token cleaner here for
+/// `--clean-expired-tokens`), so the daemon does not depend on another command's code.
+pub type TermJob = Arc<
+    dyn Fn(
+            kube::Client,
+            CancellationToken,
+        ) -> futures::future::BoxFuture<'static, Result<(), String>>
+        + Send
+        + Sync,
+>;
+
 /// Validates the flags, connects, and runs until SIGTERM/SIGINT (Ok) or lease loss (Err).
-pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), ControllerError> {
+pub async fn run(
+    conn: Connection,
+    args: ControllerArgs,
+    token_cleaner: TermJob,
+) -> Result<(), ControllerError> {
     let config = Arc::new(Config::try_from(args)?);
     let client = crate::cluster::client(&conn).await?;
-    run_with(client, config).await
+    run_with(client, config, token_cleaner).await
 }
 
 /// A decided CSR (Approved or Denied: both final, the API server refuses to remove either)
@@ -134,13 +151,9 @@ pub async fn run(conn: Connection, args: ControllerArgs) -> Result<(), Controlle
 fn evict_decided(
     event: watcher::Event<CertificateSigningRequest>,
 ) -> Option<watcher::Event<CertificateSigningRequest>> {
-    let decided = |csr: &CertificateSigningRequest| {
-        let facts = crate::policy::CsrFacts::from_csr(csr);
-        facts.approved || facts.denied
-    };
     match event {
-        watcher::Event::Apply(csr) if decided(&csr) => Some(watcher::Event::Delete(csr)),
-        watcher::Event::InitApply(csr) if decided(&csr) => None,
+        watcher::Event::Apply(csr) if is_decided(&csr) => Some(watcher::Event::Delete(csr)),
+        watcher::Event::InitApply(csr) if is_decided(&csr) => None,
         other => Some(other),
     }
 }
@@ -178,7 +191,11 @@ fn triggers(
     futures::stream::select(gained, resync)
 }
 
-pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), ControllerError> {
+pub async fn run_with(
+    client: kube::Client,
+    config: Arc<Config>,
+    token_cleaner: TermJob,
+) -> Result<(), ControllerError> {
     let mut registry = Registry::with_prefix("tlsboot");
     let metrics = Metrics::new(&mut registry);
 
@@ -304,7 +321,8 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                http::refresh(&s);
+                http::update_gauges(&s);
+                http::prune_memos(&s);
             }
         });
     }
@@ -336,9 +354,8 @@ pub async fn run_with(client: kube::Client, config: Arc<Config>) -> Result<(), C
                     }
                 });
                 tracing::info!("expired bootstrap-token cleaner started");
-                if let Err(e) = crate::token::run_token_cleaner(client.clone(), term.clone()).await
-                {
-                    tracing::error!(error = %e, "expired bootstrap-token cleaner stopped");
+                if let Err(error) = token_cleaner(client.clone(), term.clone()).await {
+                    tracing::error!(%error, "expired bootstrap-token cleaner stopped");
                 }
                 term.cancel();
                 let _ = ended.await;

@@ -21,7 +21,7 @@ use super::lease::LeaderHandle;
 use super::metrics::{Metrics, Outcome};
 use super::ratelimit::RateLimiter;
 use crate::cluster::{
-    ApprovalDecision, ApprovalError, ApprovalOutcome, ApprovalWrite, write_approval,
+    ApiError, ApprovalDecision, ApprovalError, ApprovalOutcome, ApprovalWrite, write_approval,
 };
 use crate::policy::{self, CsrFacts, SarSubresource, Verdict};
 
@@ -37,12 +37,14 @@ pub const REPORTING_CONTROLLER: &str = "tlsboot.io/controller";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("SubjectAccessReview {subresource} for CSR {name:?}: {source}")]
+    #[error(
+        "SubjectAccessReview {subresource} for CSR {name:?}: {}",
+        ApiError::of(error)
+    )]
     Sar {
         name: String,
         subresource: &'static str,
-        #[source]
-        source: kube::Error,
+        error: kube::Error,
     },
     #[error(transparent)]
     Approval(#[from] ApprovalError),
@@ -143,6 +145,18 @@ impl Context {
     fn forget(&self, uid: &str) {
         let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
         memos.remove(uid);
+    }
+
+    /// How many CSRs are remembered (reported causes, refusal counts).
+    #[cfg(test)]
+    pub(crate) fn memo_count(&self) -> usize {
+        self.memos.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Remembers that `cause` was reported for `uid`, as a reconcile does.
+    #[cfg(test)]
+    pub(crate) fn remember(&self, uid: &str, cause: &'static str) {
+        self.first_report(uid, cause);
     }
 
     /// Drops memos of CSRs that no longer exist, so memory follows the cluster.
@@ -345,12 +359,12 @@ async fn sar_allowed(
             ctx.sar_cache.put(key, allowed, started);
             Ok(allowed)
         }
-        Err(source) => {
-            ctx.metrics.api_error("create_subjectaccessreview", &source);
+        Err(error) => {
+            ctx.metrics.api_error("create_subjectaccessreview", &error);
             Err(ReconcileError::Sar {
                 name: csr_name(csr).to_owned(),
                 subresource: sub.as_str(),
-                source,
+                error,
             })
         }
     }
@@ -520,7 +534,7 @@ async fn publish_event(
     ctx.limiter.acquire().await;
     if let Err(err) = ctx.events.create(&PostParams::default(), &event).await {
         ctx.metrics.api_error("create_event", &err);
-        tracing::warn!(error = %err, reason, "could not post Event");
+        tracing::warn!(error = %ApiError::of(&err), reason, "could not post Event");
     }
 }
 

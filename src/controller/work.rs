@@ -168,7 +168,10 @@ where
             }
             Ok(watcher::Event::Delete(_)) => {}
             // The watcher retries with backoff by itself; the error is only worth a line.
-            Err(err) => tracing::warn!(error = %err, "CSR watch failed; retrying"),
+            Err(err) => {
+                let error = crate::cluster::watch_error_text(&err);
+                tracing::warn!(%error, "CSR watch failed; retrying")
+            }
         }
     }
 }

@@ -1,53 +1,12 @@
 //! The one decision type every caller reads, and [`decide`].
 
+use super::check::Check;
 use super::csr::{ParseError, ParsedCsr, parse_csr, stage};
-use super::upstream::{
-    CONDITION_APPROVED, CONDITION_DENIED, MESSAGE_NODE_CLIENT, MESSAGE_SELF_NODE_CLIENT,
-    SAR_SUBRESOURCE_NODE_CLIENT, SAR_SUBRESOURCE_SELF_NODE_CLIENT, SIGNER_KUBELET_CLIENT,
-    SIGNER_KUBELET_SERVING,
-};
+use super::facts::CsrFacts;
+use super::sar::SarSubresource;
+use super::upstream::{SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};
 use super::{kubelet_client, kubelet_serving};
-use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde::Serialize;
-
-/// What policy needs to know about a CSR. Borrowed, cheap to build per reconcile.
-#[derive(Debug, Clone, Copy)]
-pub struct CsrFacts<'a> {
-    pub name: &'a str,
-    pub signer_name: &'a str,
-    /// `spec.request`: the PEM bytes (already base64-decoded by the API machinery).
-    pub request: &'a [u8],
-    pub usages: &'a [String],
-    pub username: &'a str,
-    pub groups: &'a [String],
-    /// Has a condition of type `Approved` (any status, as upstream `GetCertApprovalCondition`).
-    pub approved: bool,
-    /// Has a condition of type `Denied` (any status).
-    pub denied: bool,
-    /// `status.certificate` is non-empty.
-    pub issued: bool,
-}
-
-impl<'a> CsrFacts<'a> {
-    pub fn from_csr(csr: &'a CertificateSigningRequest) -> Self {
-        let spec = &csr.spec;
-        let status = csr.status.as_ref();
-        let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
-        Self {
-            name: csr.metadata.name.as_deref().unwrap_or(""),
-            signer_name: &spec.signer_name,
-            request: &spec.request.0,
-            usages: spec.usages.as_deref().unwrap_or(&[]),
-            username: spec.username.as_deref().unwrap_or(""),
-            groups: spec.groups.as_deref().unwrap_or(&[]),
-            approved: conditions.iter().any(|c| c.type_ == CONDITION_APPROVED),
-            denied: conditions.iter().any(|c| c.type_ == CONDITION_DENIED),
-            issued: status
-                .and_then(|s| s.certificate.as_ref())
-                .is_some_and(|c| !c.0.is_empty()),
-        }
-    }
-}
 
 /// Which of our signers a CSR is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,89 +59,6 @@ impl Verdict {
             Self::Ignore => "ignore",
         }
     }
-}
-
-/// The `certificatesigningrequests/<subresource>` a SubjectAccessReview asks about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SarSubresource {
-    SelfNodeClient,
-    NodeClient,
-}
-
-impl SarSubresource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SelfNodeClient => SAR_SUBRESOURCE_SELF_NODE_CLIENT,
-            Self::NodeClient => SAR_SUBRESOURCE_NODE_CLIENT,
-        }
-    }
-
-    /// The `message` of the Approved condition upstream writes when this review allows.
-    pub fn approval_message(self) -> &'static str {
-        match self {
-            Self::SelfNodeClient => MESSAGE_SELF_NODE_CLIENT,
-            Self::NodeClient => MESSAGE_NODE_CLIENT,
-        }
-    }
-}
-
-/// One rule, evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub passed: bool,
-    /// Why it failed (upstream's string where upstream has one); `None` when it passed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl Check {
-    pub(crate) fn pass(name: &'static str) -> Self {
-        Self {
-            name,
-            passed: true,
-            detail: None,
-        }
-    }
-
-    pub(crate) fn fail(name: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            name,
-            passed: false,
-            detail: Some(detail.into()),
-        }
-    }
-
-    pub(crate) fn rule(name: &'static str, ok: bool, detail: impl FnOnce() -> String) -> Self {
-        if ok {
-            Self::pass(name)
-        } else {
-            Self::fail(name, detail())
-        }
-    }
-}
-
-/// Names of the content checks, in the order they appear in [`Decision::checks`]. The parse stages
-/// come first (see [`stage`]).
-pub mod check {
-    // Upstream ValidateKubeletClientCSR / ValidateKubeletServingCSR.
-    pub const ORGANIZATION: &str = "organization";
-    pub const DNS_OR_IP_SAN: &str = "dns-or-ip-san";
-    pub const NO_DNS_SANS: &str = "no-dns-sans";
-    pub const NO_EMAIL_SANS: &str = "no-email-sans";
-    pub const NO_IP_SANS: &str = "no-ip-sans";
-    pub const NO_URI_SANS: &str = "no-uri-sans";
-    pub const COMMON_NAME_PREFIX: &str = "common-name-prefix";
-    pub const USAGES: &str = "usages";
-    // tlsboot hardening.
-    pub const SINGLE_COMMON_NAME: &str = "single-common-name";
-    pub const NODE_NAME: &str = "node-name";
-    pub const NO_OTHER_SANS: &str = "no-other-sans";
-    pub const REQUESTER_IS_NODE: &str = "requester-is-node";
-    pub const REQUESTER_IN_NODES_GROUP: &str = "requester-in-nodes-group";
-    pub const COMMON_NAME_IS_REQUESTER: &str = "common-name-is-requester";
-    pub const NO_API_SERVER_IDENTITY: &str = "no-api-server-identity";
 }
 
 /// Everything a caller needs: the verdict, the reasons, and what was checked.

@@ -1,8 +1,8 @@
 //! `kubernetes.io/kube-apiserver-client-kubelet`: upstream `ValidateKubeletClientCSR`, in its
 //! order and with its strings, then tlsboot's hardening.
 
+use super::check::{self, Check};
 use super::csr::ParsedCsr;
-use super::decision::{Check, check};
 use super::names::validate_dns1123_subdomain;
 use super::upstream::{
     CLIENT_USAGES_DID_NOT_MATCH, COMMON_NAME_NOT_SYSTEM_NODE, DNS_SAN_NOT_ALLOWED,

@@ -3,8 +3,9 @@
 //! `ValidateKubeletServingCSR` (which the signer enforces anyway), the requester rules from the
 //! kubelet TLS bootstrapping docs, and flags for identities no node should hold.
 
+use super::check::{self, Check};
 use super::csr::ParsedCsr;
-use super::decision::{Check, CsrFacts, check};
+use super::facts::CsrFacts;
 use super::kubelet_client::{hardening_checks, organization_is_system_nodes, usage_set_equals};
 use super::names::{canonical_ip, normalize_dns_name, reserved_dns_name, reserved_ip};
 use super::upstream::{

@@ -5,9 +5,11 @@
 //! reads the one [`Decision`] it returns. The rules and their upstream sources are listed in
 //! `docs/security.md`.
 
+pub mod check;
 mod csr;
 mod decision;
 mod der;
+mod facts;
 mod kubelet_client;
 mod kubelet_serving;
 mod names;
@@ -20,18 +22,17 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use check::Check;
 pub use csr::{
     KeyAlgorithm, MAX_REQUEST_BYTES, MAX_RSA_BITS, MIN_RSA_BITS, ParseError, ParsedCsr,
     PublicKeyInfo, RequestedExtension, parse_csr, stage,
 };
-pub use decision::{
-    Check, CsrFacts, Decision, SarSubresource, SignerClass, Verdict, check, decide,
-    decide_with_parse,
-};
+pub use decision::{Decision, SignerClass, Verdict, decide, decide_with_parse};
+pub use facts::CsrFacts;
 pub use kubelet_serving::{NodeAddress, SanMatch, compare_sans_with_node};
 pub use names::{
     canonical_ip, normalize_dns_name, reserved_dns_name, reserved_ip, validate_dns1123_subdomain,
 };
 pub use pem::{Base64Error, PemError, decode_base64, printable_label};
-pub use sar::{recognized_subresources, subject_access_review};
+pub use sar::{SarSubresource, recognized_subresources, subject_access_review};
 pub use upstream::{REASON_AUTO_APPROVED, SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};

@@ -9,7 +9,36 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::csr::ParsedCsr;
-use super::decision::SarSubresource;
+use super::upstream::{
+    MESSAGE_NODE_CLIENT, MESSAGE_SELF_NODE_CLIENT, SAR_SUBRESOURCE_NODE_CLIENT,
+    SAR_SUBRESOURCE_SELF_NODE_CLIENT,
+};
+use serde::Serialize;
+
+/// The `certificatesigningrequests/<subresource>` a SubjectAccessReview asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SarSubresource {
+    SelfNodeClient,
+    NodeClient,
+}
+
+impl SarSubresource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SelfNodeClient => SAR_SUBRESOURCE_SELF_NODE_CLIENT,
+            Self::NodeClient => SAR_SUBRESOURCE_NODE_CLIENT,
+        }
+    }
+
+    /// The `message` of the Approved condition upstream writes when this review allows.
+    pub fn approval_message(self) -> &'static str {
+        match self {
+            Self::SelfNodeClient => MESSAGE_SELF_NODE_CLIENT,
+            Self::NodeClient => MESSAGE_NODE_CLIENT,
+        }
+    }
+}
 
 /// The reviews to try, in upstream's order, for a request whose content is a valid kubelet
 /// client request: `selfnodeclient` first when the requester is the subject CN

@@ -8,12 +8,14 @@ use std::process::ExitCode;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::assess::{Assessment, ClusterFacts, assess};
-use super::error::{ReviewError, finish, kube_error_text, report};
-use super::format::{for_output, is_pending, resource_name, terminal_safe};
+use super::error::{ReviewError, report};
+use super::format::{for_output, resource_name, terminal_safe};
 use super::list::{sort_queue, to_json_pretty};
 use super::session::Session;
+use crate::cluster::csr_status::awaits_decision;
 use crate::cluster::{
-    ApprovalDecision, ApprovalError, ApprovalOutcome, ApprovalWrite, Connection, write_approval,
+    ApiError, ApprovalDecision, ApprovalError, ApprovalOutcome, ApprovalWrite, Connection,
+    write_approval,
 };
 use crate::policy::{SIGNER_KUBELET_SERVING, SignerClass};
 
@@ -212,7 +214,7 @@ pub async fn decide_one(
     let a = assess(&csr, facts);
     // Only a pending CSR is judged: on a decided one kubectl's rules come first (the opposite
     // condition is an error, the same one is nothing to do), and write_approval applies them.
-    let forced_past = if req.decision == ApprovalDecision::Approve && is_pending(&csr) {
+    let forced_past = if req.decision == ApprovalDecision::Approve && awaits_decision(&csr) {
         approval_gate(&a, req.force)?
     } else {
         Forced::default()
@@ -265,25 +267,25 @@ pub async fn decide_one(
         }
         Err(ApprovalError::NotFound { name }) => Err(ReviewError::NotFound { name }),
         Err(ApprovalError::Forbidden {
-            action, message, ..
+            decision, message, ..
+        }) => Err(ReviewError::Forbidden(
+            session
+                .explain_approval_forbidden(req.user, decision.verb(), &name, &signer, &message)
+                .await,
+        )),
+        Err(ApprovalError::Api {
+            decision, error, ..
         }) => {
-            let action = match action {
-                "approving" => "approve",
-                _ => "deny",
-            };
-            Err(ReviewError::Forbidden(
-                session
-                    .explain_approval_forbidden(req.user, action, &name, &signer, &message)
-                    .await,
-            ))
+            let action = decision.gerund();
+            Err(if ApiError::of(&error).answered() {
+                ReviewError::Api {
+                    what: format!("{action} certificate signing request {name:?}"),
+                    detail: ApiError::of(&error).to_string(),
+                }
+            } else {
+                session.api_error(format!("{action} {name:?}"), error)
+            })
         }
-        Err(ApprovalError::Api { action, source, .. }) => Err(match source {
-            kube::Error::Api(_) => ReviewError::Api {
-                what: format!("{action} certificate signing request {name:?}"),
-                detail: kube_error_text(&source),
-            },
-            other => session.api_error(format!("{action} {name:?}"), other),
-        }),
         Err(other) => Err(other.into()),
     }
 }
@@ -318,21 +320,19 @@ pub fn print_done(
     Ok(())
 }
 
-pub async fn run_approve(conn: &Connection, args: &ApproveArgs) -> ExitCode {
-    finish(approve(conn, args).await)
+pub async fn run_approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, ReviewError> {
+    approve(conn, args).await
 }
 
-pub async fn run_deny(conn: &Connection, args: &DenyArgs) -> ExitCode {
-    finish(
-        decide_named(
-            conn,
-            &args.names,
-            ApprovalDecision::Deny,
-            &args.flags,
-            args.reason.as_deref(),
-        )
-        .await,
+pub async fn run_deny(conn: &Connection, args: &DenyArgs) -> Result<ExitCode, ReviewError> {
+    decide_named(
+        conn,
+        &args.names,
+        ApprovalDecision::Deny,
+        &args.flags,
+        args.reason.as_deref(),
     )
+    .await
 }
 
 /// The caller's name for condition messages; a warning (not a failure) when unknown.
@@ -364,7 +364,7 @@ async fn approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, Revi
     let mut csrs = session
         .list_csrs(&[SIGNER_KUBELET_SERVING.to_owned()])
         .await?;
-    csrs.retain(is_pending);
+    csrs.retain(awaits_decision);
     sort_queue(&mut csrs);
     if csrs.is_empty() {
         eprintln!("No pending {SIGNER_KUBELET_SERVING} CSRs.");

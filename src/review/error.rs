@@ -42,6 +42,12 @@ pub enum ReviewError {
     Output(#[from] std::io::Error),
     #[error("encoding output: {0}")]
     Encode(String),
+    /// An error, then lines that explain what the command made of its arguments.
+    #[error("{error}")]
+    Noted {
+        error: Box<ReviewError>,
+        notes: Vec<String>,
+    },
 }
 
 impl From<serde_json::Error> for ReviewError {
@@ -56,53 +62,35 @@ impl From<serde_yaml_ng::Error> for ReviewError {
     }
 }
 
-/// A kube error as one line: the API server's message for API errors (not the whole Status),
-/// else the error and its causes joined with `: ` (a refused connection is three levels deep).
-pub fn kube_error_text(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let mut t = s.message.clone();
-            if !s.reason.is_empty() {
-                t.push_str(&format!(" ({}, {})", s.reason, s.code));
-            } else if s.code != 0 {
-                t.push_str(&format!(" ({})", s.code));
-            }
-            t
-        }
-        other => chain_text(other),
-    }
-}
-
 pub use crate::cluster::chain_text;
 
-/// Prints `e` to stderr the way kubectl would: `Error from server (NotFound): …` for a missing
-/// CSR, `error: …` for the rest. A closed stdout (`| head`) is not worth a message.
-pub fn report(e: &ReviewError) {
+/// `e` as kubectl would print it: `Error from server (NotFound): …` for a missing CSR,
+/// `error: …` for the rest. `None` for a closed stdout (`| head`): not worth a message.
+pub fn message(e: &ReviewError) -> Option<String> {
     use super::format::terminal_safe;
     match e {
-        ReviewError::NotFound { .. } => {
-            eprintln!(
-                "Error from server (NotFound): {}",
-                terminal_safe(&e.to_string())
-            )
+        ReviewError::NotFound { .. } => Some(format!(
+            "Error from server (NotFound): {}",
+            terminal_safe(&e.to_string())
+        )),
+        ReviewError::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe => None,
+        ReviewError::Noted { error, notes } => {
+            let mut text = message(error)?;
+            for note in notes {
+                text.push('\n');
+                text.push_str(note);
+            }
+            Some(text)
         }
-        ReviewError::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {}
         // Refusals and API messages quote CSR names and SANs: escaped like every CSR string.
-        other => eprintln!("error: {}", terminal_safe(&chain_text(other))),
+        other => Some(format!("error: {}", terminal_safe(&chain_text(other)))),
     }
 }
 
-/// Ends a command: errors are reported here (so `main` does not print them a second time
-/// through anyhow's chain) and become exit code 1.
-pub fn finish(result: Result<std::process::ExitCode, ReviewError>) -> std::process::ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(ReviewError::Output(io)) if io.kind() == std::io::ErrorKind::BrokenPipe => {
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            report(&e);
-            std::process::ExitCode::FAILURE
-        }
+/// One failed item of a command that goes on with the others (kubectl's per-object errors).
+/// The command's own error goes back to `main`, which prints it with [`message`].
+pub fn report(e: &ReviewError) {
+    if let Some(text) = message(e) {
+        eprintln!("{text}");
     }
 }

@@ -4,6 +4,8 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::cluster::csr_status::{has_failed, is_approved, is_denied, is_issued};
+
 /// kubectl's `duration.HumanDuration` (apimachinery `pkg/util/duration`): about 2–3 significant
 /// figures, `<invalid>` for a clock more than a second in the future. Takes nanoseconds so the
 /// truncation points (`int(d.Seconds())`, `d / time.Minute`) are Go's.
@@ -81,44 +83,23 @@ pub fn translate_timestamp_since(ts: Option<&Time>, now: jiff::Timestamp) -> Str
     }
 }
 
-/// Whether a condition of this type is present (any status, as kubectl and upstream read it).
-pub fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_))
-}
-
-/// `status.certificate` is non-empty.
-pub fn is_issued(csr: &CertificateSigningRequest) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.certificate.as_ref())
-        .is_some_and(|c| !c.0.is_empty())
-}
-
 /// kubectl's CONDITION column (`extractCSRStatus`): Denied > Approved > Pending, then `,Failed`,
 /// then `,Issued`.
 pub fn condition_column(csr: &CertificateSigningRequest) -> String {
-    let mut s = if has_condition(csr, "Denied") {
+    let mut s = if is_denied(csr) {
         String::from("Denied")
-    } else if has_condition(csr, "Approved") {
+    } else if is_approved(csr) {
         String::from("Approved")
     } else {
         String::from("Pending")
     };
-    if has_condition(csr, "Failed") {
+    if has_failed(csr) {
         s.push_str(",Failed");
     }
     if is_issued(csr) {
         s.push_str(",Issued");
     }
     s
-}
-
-/// Neither Approved nor Denied: what a person still has to decide.
-pub fn is_pending(csr: &CertificateSigningRequest) -> bool {
-    !has_condition(csr, "Approved") && !has_condition(csr, "Denied")
 }
 
 /// Text for a terminal: every line through the offline inspector's `clean` (control characters
@@ -201,6 +182,7 @@ impl Table {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::cluster::csr_status::awaits_decision;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::certificates::v1::{
         CertificateSigningRequestCondition, CertificateSigningRequestStatus,
@@ -313,8 +295,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(condition_column(&empty_cert), "Pending");
-        assert!(is_pending(&csr_with(&["Failed"], false)));
-        assert!(!is_pending(&csr_with(&["Denied"], false)));
+        assert!(awaits_decision(&csr_with(&["Failed"], false)));
+        assert!(!awaits_decision(&csr_with(&["Denied"], false)));
     }
 
     #[test]

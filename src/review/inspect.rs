@@ -13,7 +13,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde::Serialize;
 
 use super::assess::{Assessment, assess};
-use super::error::{ReviewError, finish, report};
+use super::error::{ReviewError, report};
 use super::format::{condition_column, terminal_safe, translate_timestamp_since};
 use super::inspect_file::{InspectFileArgs, OutputFormat};
 use super::render::{gc_info, inspect_view};
@@ -74,30 +74,42 @@ impl InspectArgs {
 }
 
 /// Offline only: every argument is a file.
-pub fn run_offline(args: &InspectArgs) -> ExitCode {
-    finish(super::inspect_file::run(&args.target).map_err(Into::into))
+pub fn run_offline(args: &InspectArgs) -> Result<ExitCode, ReviewError> {
+    Ok(super::inspect_file::run(&args.target)?)
 }
 
 /// Files and CSR names, in argument order (consecutive files are passed to the file inspector
 /// together, so their `-o json` array stays one array per run of files).
-pub async fn run(conn: &Connection, args: &InspectArgs) -> ExitCode {
-    let code = finish(inspect(conn, args).await);
-    if code != ExitCode::SUCCESS {
-        // A mistyped file name is otherwise only answered with a cluster error ("no kubeconfig
-        // found", "not found") that does not say the file was never read.
-        for target in args.targets() {
-            if let Target::CsrName(name) = target
-                && looks_like_a_file_name(&name)
-            {
-                eprintln!(
-                    "note: there is no file {}: it was looked up as a CSR name (--file reads \
-                     arguments as files only)",
-                    terminal_safe(&format!("{name:?}"))
-                );
+pub async fn run(conn: &Connection, args: &InspectArgs) -> Result<ExitCode, ReviewError> {
+    // A mistyped file name is otherwise only answered with a cluster error ("no kubeconfig
+    // found", "not found") that does not say the file was never read.
+    let notes: Vec<String> = args
+        .targets()
+        .into_iter()
+        .filter_map(|target| match target {
+            Target::CsrName(name) if looks_like_a_file_name(&name) => Some(format!(
+                "note: there is no file {}: it was looked up as a CSR name (--file reads \
+                 arguments as files only)",
+                terminal_safe(&format!("{name:?}"))
+            )),
+            _ => None,
+        })
+        .collect();
+    match inspect(conn, args).await {
+        Ok(code) => {
+            if code != ExitCode::SUCCESS {
+                for note in &notes {
+                    eprintln!("{note}");
+                }
             }
+            Ok(code)
         }
+        Err(error) if notes.is_empty() => Err(error),
+        Err(error) => Err(ReviewError::Noted {
+            error: Box::new(error),
+            notes,
+        }),
     }
-    code
 }
 
 /// CSR names the kubelet and kubectl make never contain a dot; file names usually do.

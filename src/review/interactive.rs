@@ -14,11 +14,12 @@ use tokio::sync::mpsc;
 
 use super::approve::{DecisionRequest, Done, Via, current_user, decide_one};
 use super::assess::assess;
-use super::error::{ReviewError, finish, report};
-use super::format::{is_pending, resource_name, terminal_safe};
+use super::error::{ReviewError, report};
+use super::format::{resource_name, terminal_safe};
 use super::list::sort_queue;
 use super::render::review_view;
 use super::session::Session;
+use crate::cluster::csr_status::awaits_decision;
 use crate::cluster::{ApprovalDecision, Connection};
 use crate::policy::SIGNER_KUBELET_SERVING;
 
@@ -81,8 +82,8 @@ impl Tally {
     }
 }
 
-pub async fn run(conn: &Connection, args: &ReviewArgs) -> ExitCode {
-    finish(review(conn, args).await)
+pub async fn run(conn: &Connection, args: &ReviewArgs) -> Result<ExitCode, ReviewError> {
+    review(conn, args).await
 }
 
 /// Lines from stdin, read on a plain thread so the async side can wait for a line and for
@@ -138,7 +139,7 @@ async fn review(conn: &Connection, args: &ReviewArgs) -> Result<ExitCode, Review
     let mut queue = session
         .list_csrs(&[SIGNER_KUBELET_SERVING.to_owned()])
         .await?;
-    queue.retain(is_pending);
+    queue.retain(awaits_decision);
     sort_queue(&mut queue);
     if queue.is_empty() && !args.watch {
         println!("No pending {SIGNER_KUBELET_SERVING} CSRs.");
@@ -212,13 +213,16 @@ async fn watch(
                     Some(Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c))) => c,
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => {
-                        eprintln!("warning: watch interrupted, retrying: {e}");
+                        eprintln!(
+                            "warning: watch interrupted, retrying: {}",
+                            crate::cluster::watch_error_text(&e)
+                        );
                         continue;
                     }
                     None => return Ok(()),
                 };
                 let name = csr.metadata.name.clone().unwrap_or_default();
-                if !is_pending(&csr) || !seen.insert(name.clone()) {
+                if !awaits_decision(&csr) || !seen.insert(name.clone()) {
                     continue;
                 }
                 println!("\n=== new: {} ===", terminal_safe(&name));
@@ -249,7 +253,7 @@ async fn one(
         }
         Err(e) => return Err(e),
     };
-    if !is_pending(&csr) {
+    if !awaits_decision(&csr) {
         println!("{}: decided meanwhile, skipping", terminal_safe(name));
         return Ok(Flow::Continue);
     }

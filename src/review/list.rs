@@ -9,13 +9,14 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::runtime::{WatchStreamExt as _, watcher};
 
 use super::assess::{Assessment, ClusterFacts, NodeLookup, assess};
-use super::error::{ReviewError, finish, kube_error_text};
+use super::error::ReviewError;
 use super::format::{
-    Table, condition_column, for_output, human_duration_secs, is_pending, resource_name,
-    terminal_safe, translate_timestamp_since,
+    Table, condition_column, for_output, human_duration_secs, resource_name, terminal_safe,
+    translate_timestamp_since,
 };
 use super::session::Session;
-use crate::cluster::Connection;
+use crate::cluster::csr_status::awaits_decision;
+use crate::cluster::{ApiError, Connection, watch_error_text};
 use crate::policy::{SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -189,8 +190,8 @@ fn list_object(csrs: &[CertificateSigningRequest]) -> serde_json::Value {
 /// afterwards is printed. Scripts can wait for it before they act.
 pub const WATCHING: &str = "Watching for changes (Ctrl-C to stop)...";
 
-pub async fn run(conn: &Connection, args: &ListArgs) -> ExitCode {
-    finish(list(conn, args).await)
+pub async fn run(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewError> {
+    list(conn, args).await
 }
 
 async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewError> {
@@ -198,7 +199,7 @@ async fn list(conn: &Connection, args: &ListArgs) -> Result<ExitCode, ReviewErro
     let signers = resolve_signers(&args.signers);
     let mut csrs = session.list_csrs(&signers).await?;
     if !args.all {
-        csrs.retain(is_pending);
+        csrs.retain(awaits_decision);
     }
     sort_queue(&mut csrs);
     let mut facts = session.cluster_facts(&csrs).await?;
@@ -325,16 +326,19 @@ async fn watch(
                 watcher::Error::WatchFailed(e)
                 | watcher::Error::WatchStartFailed(e)
                 | watcher::Error::InitialListFailed(e),
-            ) if matches!(&e, kube::Error::Api(s) if s.code == 403) => {
+            ) if ApiError::of(&e).is(403) => {
                 return Err(ReviewError::Forbidden(format!(
                     "forbidden: cannot watch certificate signing requests: needs `watch` on \
                      `certificatesigningrequests` (API group certificates.k8s.io)\nserver said: {}",
-                    kube_error_text(&e)
+                    ApiError::of(&e)
                 )));
             }
             Err(e) => {
                 // The watcher backs off and resumes by itself; say so once per failure.
-                eprintln!("warning: watch interrupted, retrying: {e}");
+                eprintln!(
+                    "warning: watch interrupted, retrying: {}",
+                    watch_error_text(&e)
+                );
                 continue;
             }
         };
@@ -353,7 +357,7 @@ async fn watch(
             continue;
         }
         let name = csr.metadata.name.clone().unwrap_or_default();
-        if !(args.all || is_pending(&csr) || printed.contains(&name)) {
+        if !(args.all || awaits_decision(&csr) || printed.contains(&name)) {
             continue;
         }
         // A client CSR from a requester not seen yet: its SubjectAccessReviews.

@@ -2,7 +2,6 @@
 
 pub mod approve;
 pub mod assess;
-pub mod completions;
 pub mod error;
 pub mod format;
 pub mod inspect;

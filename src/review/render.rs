@@ -7,9 +7,9 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::assess::{Assessment, CheckStatus, ReviewCheck};
 use super::format::{
-    condition_column, has_condition, human_duration_nanos, human_duration_secs, is_issued,
-    translate_timestamp_since,
+    condition_column, human_duration_nanos, human_duration_secs, translate_timestamp_since,
 };
+use crate::cluster::csr_status::{is_approved, is_issued};
 use crate::policy::SanMatch;
 
 /// Upstream csrcleaner's limits (`pkg/controller/certificates/cleaner/cleaner.go`).
@@ -89,7 +89,7 @@ pub fn gc_info(csr: &CertificateSigningRequest) -> GcInfo {
             deadline: Some(d),
             rule,
         },
-        None if has_condition(csr, "Approved") && !is_issued(csr) => GcInfo {
+        None if is_approved(csr) && !is_issued(csr) => GcInfo {
             deadline: None,
             rule: "approved but not issued: never deleted",
         },

@@ -16,8 +16,8 @@ use kube::api::{Api, ListParams, PostParams};
 use super::assess::{
     ClusterFacts, NodeLookup, OwnedAddress, SarAnswer, SarQuestion, assess, sar_subresources,
 };
-use super::error::{ReviewError, kube_error_text};
-use crate::cluster::Connection;
+use super::error::ReviewError;
+use crate::cluster::{ApiError, Connection};
 
 /// A connected client and the server it talks to (for error messages).
 #[derive(Clone)]
@@ -31,20 +31,6 @@ pub struct Session {
 pub enum Access<'a> {
     ListCsrs,
     GetCsr(&'a str),
-}
-
-fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-fn status_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => s.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl Session {
@@ -61,7 +47,7 @@ impl Session {
 
     /// Maps a transport-level failure to [`ReviewError::Unreachable`], anything else to `Api`.
     pub fn api_error(&self, what: impl Into<String>, e: kube::Error) -> ReviewError {
-        let detail = kube_error_text(&e);
+        let detail = ApiError::of(&e).to_string();
         match e {
             kube::Error::Api(_) => ReviewError::Api {
                 what: what.into(),
@@ -79,18 +65,18 @@ impl Session {
     }
 
     fn read_error(&self, access: Access<'_>, e: kube::Error) -> ReviewError {
-        match (status_code(&e), access) {
+        match (ApiError::of(&e).code(), access) {
             (Some(404), Access::GetCsr(name)) => ReviewError::NotFound { name: name.into() },
             (Some(403), Access::GetCsr(name)) => ReviewError::Forbidden(format!(
                 "forbidden: cannot read certificate signing request {name:?}: needs `get` on \
                  `certificatesigningrequests` (API group certificates.k8s.io)\nserver said: {}",
-                status_message(&e)
+                ApiError::of(&e).message()
             )),
             (Some(403), Access::ListCsrs) => ReviewError::Forbidden(format!(
                 "forbidden: cannot list certificate signing requests: needs `list` (and `watch` \
                  for --watch) on `certificatesigningrequests` (API group certificates.k8s.io)\n\
                  server said: {}",
-                status_message(&e)
+                ApiError::of(&e).message()
             )),
             (_, Access::GetCsr(name)) => {
                 self.api_error(format!("reading certificate signing request {name:?}"), e)
@@ -157,11 +143,11 @@ impl Session {
                     })
                     .collect());
             }
-            Err(e) if status_code(&e).is_none() => {
+            Err(e) if !ApiError::of(&e).answered() => {
                 return Err(self.api_error("listing Nodes", e));
             }
             Err(e) => {
-                facts.nodes = Err(status_message(&e));
+                facts.nodes = Err(ApiError::of(&e).message());
                 for name in wanted_nodes(csrs) {
                     let lookup = self.lookup_node(&name).await?;
                     facts.node.insert(name, lookup);
@@ -194,8 +180,8 @@ impl Session {
                                 match api.create(&PostParams::default(), &sar).await {
                                     Ok(r) => sar_answer(r),
                                     Err(e) => {
-                                        let why = kube_error_text(&e);
-                                        if status_code(&e) == Some(403) {
+                                        let why = ApiError::of(&e).to_string();
+                                        if ApiError::of(&e).is(403) {
                                             refused = Some(why.clone());
                                         }
                                         SarAnswer::Unasked(why)
@@ -219,8 +205,10 @@ impl Session {
         let nodes: Api<Node> = Api::all(self.client.clone());
         match nodes.get(name).await {
             Ok(n) => Ok(NodeLookup::Found(node_addresses(&n))),
-            Err(e) if status_code(&e) == Some(404) => Ok(NodeLookup::NotFound),
-            Err(e) if status_code(&e).is_some() => Ok(NodeLookup::Unreadable(status_message(&e))),
+            Err(e) if ApiError::of(&e).is(404) => Ok(NodeLookup::NotFound),
+            Err(e) if ApiError::of(&e).answered() => {
+                Ok(NodeLookup::Unreadable(ApiError::of(&e).message()))
+            }
             Err(e) => Err(self.api_error(format!("reading Node {name:?}"), e)),
         }
     }
@@ -237,7 +225,7 @@ impl Session {
                 parsed.dedup();
                 Ok(Ok(parsed))
             }
-            Err(e) if status_code(&e).is_some() => Ok(Err(status_message(&e))),
+            Err(e) if ApiError::of(&e).answered() => Ok(Err(ApiError::of(&e).message())),
             Err(e) => Err(self.api_error("reading Service default/kubernetes", e)),
         }
     }
@@ -256,7 +244,7 @@ impl Session {
                 .and_then(|u| u.username)
                 .filter(|u| !u.is_empty())
                 .ok_or_else(|| "the SelfSubjectReview returned no user name".to_owned()),
-            Err(e) => Err(status_message(&e)),
+            Err(e) => Err(ApiError::of(&e).message()),
         }
     }
 

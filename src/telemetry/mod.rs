@@ -1,6 +1,11 @@
 //! Logging setup: tracing to stderr, text or JSON.
 
-use crate::cli::LogFormat;
+/// Log line format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the global subscriber. `RUST_LOG` wins over `-v`.

@@ -17,8 +17,9 @@ use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
 use super::bootstrap::{Expiry, NAMESPACE, SECRET_TYPE, expiry};
-use super::error::{TokenError, api_code};
+use super::error::TokenError;
 use super::gocompat::format_rfc3339_utc;
+use crate::cluster::ApiError;
 
 /// Far-future expiries are re-checked daily instead: the timer wheel has a horizon, and
 /// a day is cheap.
@@ -89,7 +90,9 @@ async fn reconcile(secret: Arc<Secret>, ctx: Arc<Ctx>) -> Result<Action, TokenEr
                     tracing::info!(secret = %format!("{NAMESPACE}/{name}"), %reason, "deleted expired bootstrap token");
                     Ok(Action::await_change())
                 }
-                Err(e) if matches!(api_code(&e), Some(404 | 409)) => Ok(Action::await_change()),
+                Err(e) if matches!(ApiError::of(&e).code(), Some(404 | 409)) => {
+                    Ok(Action::await_change())
+                }
                 Err(e) => Err(TokenError::kube(
                     format!("deleting expired bootstrap token Secret {NAMESPACE}/{name}"),
                     e,

@@ -16,11 +16,12 @@ use super::bootstrap::{
     is_valid_id, secret_name, usages_error,
 };
 use super::doctor;
-use super::error::{TokenError, api_code};
+use super::error::TokenError;
 use super::gocompat::{parse_duration, quote};
 use super::kubeconfig::{self, CaSource};
 use super::list::{self, ListFormat};
 use super::rbac;
+use crate::cluster::ApiError;
 use crate::cluster::Connection;
 
 #[derive(Debug, clap::Args)]
@@ -282,7 +283,7 @@ async fn create(conn: &Connection, args: &CreateArgs) -> Result<(), TokenError> 
     }
     match api.create(&PostParams::default(), &spec.to_secret()).await {
         Ok(_) => {}
-        Err(e) if api_code(&e) == Some(409) => return Err(exists()),
+        Err(e) if ApiError::of(&e).is(409) => return Err(exists()),
         Err(e) => {
             return Err(TokenError::kube(
                 format!("creating bootstrap token Secret {NAMESPACE}/{name}"),
@@ -375,11 +376,11 @@ async fn delete(conn: &Connection, args: &DeleteArgs) -> Result<(), TokenError> 
             .await
         {
             Ok(_) => stdout_write(&format!("bootstrap token {} deleted\n", quote(&id)))?,
-            Err(kube::Error::Api(status)) => {
+            Err(e) if ApiError::of(&e).answered() => {
                 return Err(TokenError::Invalid(format!(
                     "failed to delete bootstrap token {}: {}",
                     quote(&id),
-                    status.message
+                    ApiError::of(&e).message()
                 )));
             }
             Err(e) => {

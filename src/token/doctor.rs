@@ -15,9 +15,13 @@ use super::bootstrap::{
     Expiry, KEY_TOKEN_ID, NAMESPACE, SECRET_TYPE, authenticates, expiry, get_data, is_valid_id,
     secret_name, token_groups,
 };
-use super::error::{TokenError, describe_kube_error};
+use super::error::TokenError;
 use super::gocompat::{format_rfc3339_utc, short_human_duration};
 use super::rbac::{self, Need};
+use crate::cluster::ApiError;
+use crate::cluster::csr_status::{
+    awaits_approver, awaits_decision, has_failed, is_approved, is_issued,
+};
 
 pub const DEFAULT_LEASE_NAME: &str = "tlsboot-controller";
 pub const DEFAULT_LEASE_NAMESPACE: &str = "tlsboot-system";
@@ -333,26 +337,6 @@ fn tokens_check(f: &Facts) -> Check {
 
 // --- CSRs -------------------------------------------------------------------------
 
-fn has_condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_))
-}
-
-fn is_pending(csr: &CertificateSigningRequest) -> bool {
-    !has_condition(csr, "Approved")
-        && !has_condition(csr, "Denied")
-        && !has_condition(csr, "Failed")
-}
-
-fn has_certificate(csr: &CertificateSigningRequest) -> bool {
-    csr.status
-        .as_ref()
-        .and_then(|s| s.certificate.as_ref())
-        .is_some_and(|c| !c.0.is_empty())
-}
-
 fn created(csr: &CertificateSigningRequest) -> Option<Timestamp> {
     csr.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
@@ -413,7 +397,7 @@ fn pending_client_check(
     const NAME: &str = "csr/pending";
     let pending: Vec<&CertificateSigningRequest> = csrs
         .iter()
-        .filter(|c| signer(c) == CLIENT_SIGNER && is_pending(c))
+        .filter(|c| signer(c) == CLIENT_SIGNER && awaits_approver(c))
         .collect();
     let Some((old, at)) = oldest(&pending, created) else {
         return check(
@@ -467,9 +451,9 @@ fn unissued_check(
         .iter()
         .filter(|c| {
             KCM_SIGNERS.contains(&signer(c).as_str())
-                && has_condition(c, "Approved")
-                && !has_condition(c, "Failed")
-                && !has_certificate(c)
+                && is_approved(c)
+                && !has_failed(c)
+                && !is_issued(c)
         })
         .collect();
     let Some((old, at)) = oldest(&unissued, approved_at) else {
@@ -514,7 +498,7 @@ fn serving_check(
     const NAME: &str = "csr/serving";
     let waiting: Vec<&CertificateSigningRequest> = csrs
         .iter()
-        .filter(|c| signer(c) == SERVING_SIGNER && is_pending(c))
+        .filter(|c| signer(c) == SERVING_SIGNER && awaits_decision(c))
         .collect();
     let Some((old, at)) = oldest(&waiting, created) else {
         return check(
@@ -611,7 +595,7 @@ pub fn render_json(checks: &[Check]) -> Result<String, serde_json::Error> {
 fn soft<T>(what: &str, r: Result<T, kube::Error>) -> Result<Result<T, String>, TokenError> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(e @ kube::Error::Api(_)) => Ok(Err(describe_kube_error(&e))),
+        Err(e) if ApiError::of(&e).answered() => Ok(Err(ApiError::of(&e).explained())),
         Err(e) => Err(TokenError::kube(what.to_string(), e)),
     }
 }
@@ -955,6 +939,38 @@ mod tests {
             c.message
         );
         assert!(!c.message.contains("leakmarker"), "{}", c.message);
+    }
+
+    /// "Pending" here is what `/metrics` counts and what the approver still acts on: a
+    /// `Failed` condition on an undecided CSR does not take it out of the queue (it used to).
+    #[test]
+    fn an_undecided_failed_csr_is_still_pending() {
+        let now = ts(NOW);
+        let failed = csr(
+            "f",
+            CLIENT_SIGNER,
+            "2030-01-01T09:00:00Z",
+            &[("Failed", "2030-01-01T09:00:01Z")],
+            false,
+        );
+        let c = pending_client_check(now, std::slice::from_ref(&failed), |c| {
+            c.spec.signer_name.clone()
+        });
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
+        assert!(
+            c.message.contains("1 pending kubelet client CSR(s)"),
+            "{}",
+            c.message
+        );
+        let serving = csr(
+            "g",
+            SERVING_SIGNER,
+            "2030-01-01T09:00:00Z",
+            &[("Failed", "2030-01-01T09:00:01Z")],
+            false,
+        );
+        let c = serving_check(now, &[serving], |c| c.spec.signer_name.clone());
+        assert_eq!(c.status, Status::Warn, "{}", c.message);
     }
 
     #[test]

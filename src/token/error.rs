@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::cluster::ApiError;
+
 /// Errors from `tlsboot token|rbac|doctor` and the token cleaner.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -14,7 +16,7 @@ pub enum TokenError {
     Connection(#[from] crate::cluster::ConnectionError),
 
     /// An API call failed; `action` names it ("creating bootstrap token Secret kube-system/bootstrap-token-abcdef").
-    #[error("{action}: {}", describe_kube_error(error))]
+    #[error("{action}: {}", ApiError::of(error).explained())]
     Kube { action: String, error: kube::Error },
 
     #[error("reading {what} {}: {error}", path.display())]
@@ -60,47 +62,9 @@ impl TokenError {
     /// The API answered with this HTTP status (404, 409, 403, …).
     pub fn api_code(&self) -> Option<u16> {
         match self {
-            TokenError::Kube {
-                error: kube::Error::Api(status),
-                ..
-            } => Some(status.code),
+            TokenError::Kube { error, .. } => ApiError::of(error).code(),
             _ => None,
         }
-    }
-}
-
-/// The HTTP status of an API error, if the server answered at all.
-pub(crate) fn api_code(error: &kube::Error) -> Option<u16> {
-    match error {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
-}
-
-/// A one-line account of a `kube::Error` that says what to do about the common cases,
-/// instead of kube's Debug dump of the Status.
-pub fn describe_kube_error(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if status.code == 401 => format!(
-            "unauthorized: the credentials in the kubeconfig were rejected ({})",
-            status.message
-        ),
-        kube::Error::Api(status) if status.code == 403 => {
-            format!("forbidden: {}", status.message)
-        }
-        kube::Error::Api(status) => {
-            let reason = if status.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({}, HTTP {})", status.reason, status.code)
-            };
-            format!("{}{reason}", status.message)
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => format!(
-            "cannot reach the Kubernetes API server (is it up, and are --kubeconfig/--context right?): {}",
-            crate::cluster::chain_text(error)
-        ),
-        other => crate::cluster::chain_text(other),
     }
 }
 
@@ -141,7 +105,5 @@ mod tests {
             nf.to_string(),
             "deleting x: secrets \"x\" not found (NotFound, HTTP 404)"
         );
-        let unauth = api(401, "Unauthorized", "Unauthorized");
-        assert!(describe_kube_error(&unauth).starts_with("unauthorized: the credentials"));
     }
 }

@@ -22,4 +22,4 @@ pub use commands::{
     DoctorArgs, RbacArgs, TokenArgs, run_doctor, run_rbac, run_rbac_offline, run_token,
     run_token_offline,
 };
-pub use error::{TokenError, describe_kube_error};
+pub use error::TokenError;

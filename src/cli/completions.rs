@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use clap::CommandFactory as _;
 
-use super::error::{ReviewError, finish};
-
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompletionsArgs {
     /// The shell to generate the script for.
@@ -17,7 +15,7 @@ pub struct CompletionsArgs {
 
 /// The script as text.
 pub fn script(shell: clap_complete::Shell, bin: &str) -> Vec<u8> {
-    let mut cmd = crate::cli::Cli::command();
+    let mut cmd = super::Cli::command();
     let mut buf = Vec::new();
     // Into a buffer: clap_complete panics when its writer fails (e.g. `| head`).
     clap_complete::generate(shell, &mut cmd, bin, &mut buf);
@@ -25,16 +23,11 @@ pub fn script(shell: clap_complete::Shell, bin: &str) -> Vec<u8> {
 }
 
 /// Writes the script to stdout.
-pub fn run(args: &CompletionsArgs) -> ExitCode {
+pub fn run(args: &CompletionsArgs) -> std::io::Result<ExitCode> {
     // The script completes the executable's own name: `kubectl-tlsboot` for the plugin binary.
-    let text = script(args.shell, crate::cli::program_name());
-    finish(
-        std::io::stdout()
-            .lock()
-            .write_all(&text)
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(ReviewError::from),
-    )
+    let text = script(args.shell, super::program_name());
+    std::io::stdout().lock().write_all(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
