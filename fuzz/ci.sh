@@ -19,6 +19,11 @@
 # C/assembly inside ring is not instrumented by RUSTFLAGS either way. Debug assertions are on,
 # so an integer overflow is a crash.
 set -euo pipefail
+if [[ -n "${FUZZ_TARGET_DIR:-}" ]]; then
+  # Relative to where the caller stands, as any path argument would be.
+  mkdir -p "$FUZZ_TARGET_DIR"
+  FUZZ_TARGET_DIR=$(cd "$FUZZ_TARGET_DIR" && pwd)
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 seconds="${FUZZ_SECONDS:-60}"

@@ -36,8 +36,9 @@ fn no<T>(why: impl Into<String>) -> Result<T, Refusal> {
 // PEM and base64, written from RFC 7468 / RFC 4648 rather than from the policy's decoder.
 
 /// The DER inside the first `CERTIFICATE REQUEST` block. Looser than the policy (it ignores
-/// any text around the block and all whitespace inside it), which is the safe side for an
-/// oracle: a request the policy accepts must decode here too.
+/// any text around the block and all whitespace inside it, vertical tab included, as the
+/// policy's base64 does), which is the safe side for an oracle: a request the policy accepts
+/// must decode here too.
 pub fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, Refusal> {
     const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE REQUEST-----";
     const END: &[u8] = b"-----END CERTIFICATE REQUEST-----";
@@ -46,7 +47,7 @@ pub fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>, Refusal> {
     let body: Vec<u8> = pem[start..start + body_len]
         .iter()
         .copied()
-        .filter(|b| !b.is_ascii_whitespace())
+        .filter(|b| !b.is_ascii_whitespace() && *b != 0x0b)
         .collect();
     base64_decode(&body)
 }
