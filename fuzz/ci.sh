@@ -64,7 +64,7 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   # The last coverage line and libFuzzer's final statistics: the figures docs/security.md quotes.
-  grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -2 || true
+  grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -2 || true
   grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$log" || true
   if ((rc != 0)); then
     echo "fuzz: $t FAILED (exit $rc); the end of its log:" >&2
