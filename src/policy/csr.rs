@@ -468,6 +468,9 @@ fn check_pss_params_shape(params: Tlv<'_>) -> Result<(), ParseError> {
         if number < 2 {
             check_algorithm_identifier(inner.content, "RSASSA-PSS parameters")?;
         }
+        if number == 0 {
+            check_hash_parameters(inner.content)?;
+        }
         if number == 1 {
             // MGF1's parameter is itself a hash AlgorithmIdentifier.
             let (_, mgf_params) =
@@ -479,9 +482,23 @@ fn check_pss_params_shape(params: Tlv<'_>) -> Result<(), ParseError> {
                 ));
             }
             check_algorithm_identifier(hash.content, "RSASSA-PSS parameters")?;
+            check_hash_parameters(hash.content)?;
         }
     }
     Ok(())
+}
+
+/// Go's rule for the hash AlgorithmIdentifiers inside RSASSA-PSS parameters (crypto/x509
+/// `getSignatureAlgorithmFromAI`): no parameters, or NULL. x509-parser ignores them.
+fn check_hash_parameters(content: &[u8]) -> Result<(), ParseError> {
+    let (_, params) =
+        der::expect(content, der::TAG_OID).map_err(|e| der_err("RSASSA-PSS parameters", e))?;
+    if params.is_empty() || params == [0x05, 0x00] {
+        return Ok(());
+    }
+    Err(ParseError::Der(
+        "RSASSA-PSS parameters: a hash's parameters are neither absent nor NULL".into(),
+    ))
 }
 
 /// Reads `T` with x509-parser from exactly `bytes` (one element our walk framed).

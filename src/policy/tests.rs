@@ -1892,3 +1892,20 @@ fn ec_named_curve_with_another_tag_is_refused() {
         |v| v.contains("EC named curve: expected tag 0x06, found 0x2e"),
     );
 }
+
+#[test]
+fn pss_hash_parameters_other_than_null_are_refused() {
+    let good = der_of(std::str::from_utf8(&fixture("rsa-pss-sha256.csr.pem")).unwrap());
+    // The fuzzer's find: the SHA-256 AlgorithmIdentifier's NULL retagged RELATIVE-OID (0x0d).
+    // Go answers UnknownSignatureAlgorithm for anything but absent or NULL.
+    let sha256_null = [oid("2.16.840.1.101.3.4.2.1"), vec![0x05, 0x00]].concat();
+    let at = good
+        .windows(sha256_null.len())
+        .position(|w| w == sha256_null.as_slice())
+        .unwrap();
+    let mut retagged = good.clone();
+    retagged[at + sha256_null.len() - 2] = 0x0d;
+    assert_parse_reject(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
+        v.contains("a hash's parameters are neither absent nor NULL")
+    });
+}
