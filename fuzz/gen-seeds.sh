@@ -6,8 +6,9 @@
 #   fuzz/gen-seeds.sh --no-cmin  # generate only
 #
 # Valid kubelet client CSRs (P-256, P-384, RSA-2048 PKCS#1 and PSS, Ed25519) and near-misses
-# (wrong O, two O, two CNs, no node prefix, bad node name, each SAN type, bad signature,
-# serving-shaped, P-521, SHA-1, RSA-1024), each in the format its target reads:
+# (wrong O, two O, two CNs, no node prefix, bad node name, DNS/IP/email/URI/registeredID/
+# otherName SANs, bad signature, serving-shaped, P-521, SHA-1, RSA-1024), each in the format
+# its target reads:
 #   parse_csr      PEM text
 #   parse_csr_der  DER
 #   decide         two control bytes (see fuzz_targets/decide.rs) + DER, or + PEM text
@@ -60,6 +61,8 @@ csr dns-san p256 "$node" -sha256 -addext "subjectAltName=DNS:worker-1.example"
 csr ip-san p256 "$node" -sha256 -addext "subjectAltName=IP:10.0.0.1"
 csr email-san p256 "$node" -sha256 -addext "subjectAltName=email:a@example.com"
 csr uri-san p256 "$node" -sha256 -addext "subjectAltName=URI:spiffe://example/node"
+csr rid-san p256 "$node" -sha256 -addext "subjectAltName=RID:1.2.3.4"
+csr othername-san p256 "$node" -sha256 -addext "subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:node@example"
 csr serving p256 "$node" -sha256 -addext "subjectAltName=DNS:worker-1,IP:10.0.0.1"
 csr key-usage-ext p256 "$node" -sha256 -addext "keyUsage=critical,digitalSignature" \
   -addext "extendedKeyUsage=clientAuth"
