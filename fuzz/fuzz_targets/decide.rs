@@ -92,7 +92,6 @@ fuzz_target!(|data: &[u8]| {
     let spec = Spec {
         signer_name: signer,
         usages: &usages,
-        username,
         approved,
         denied,
         issued,

@@ -13,12 +13,12 @@ use std::collections::BTreeSet;
 
 pub const SIGNER_KUBELET_CLIENT: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 
-/// The spec fields around a request, as the API server stores them.
+/// The spec fields the content rules read (the requester only chooses the SubjectAccessReviews,
+/// which the `decide` target checks itself).
 #[derive(Debug, Clone)]
 pub struct Spec<'a> {
     pub signer_name: &'a str,
     pub usages: &'a [String],
-    pub username: &'a str,
     pub approved: bool,
     pub denied: bool,
     pub issued: bool,
