@@ -302,6 +302,10 @@ fn walk_shape(input: &[u8]) -> Result<Shape<'_>, ParseError> {
         ));
     }
 
+    check_name_shape(subject.content)?;
+    check_spki_shape(spki.content)?;
+    check_algorithm_identifier(alg.content, "signatureAlgorithm")?;
+
     let mut attributes = Vec::new();
     for attr in Elements::new(attrs.content) {
         let attr = attr.map_err(|e| der_err("attribute", e))?;
@@ -316,7 +320,10 @@ fn walk_shape(input: &[u8]) -> Result<Shape<'_>, ParseError> {
         }
         let mut count = 0usize;
         for value in Elements::new(values.content) {
-            value.map_err(|e| der_err("attribute value", e))?;
+            let value = value.map_err(|e| der_err("attribute value", e))?;
+            if oid.content == OID_EXTENSION_REQUEST {
+                check_extensions_shape(value)?;
+            }
             count += 1;
         }
         attributes.push(ShapeAttribute {
@@ -334,6 +341,164 @@ fn walk_shape(input: &[u8]) -> Result<Shape<'_>, ParseError> {
         signature: sig.raw,
         attributes,
     })
+}
+
+// x509-parser does not check every identifier octet it reads: it took a context-specific
+// `[16]` (0xb0) for an AttributeTypeAndValue SEQUENCE, and a BOOLEAN for the MGF1 OID of
+// RSASSA-PSS parameters. Go's encoding/asn1 refuses both. So every element of the subject,
+// the key and the algorithm identifiers is checked here, tag by tag, before x509-parser reads
+// it. Found by fuzzing with an independent oracle (fuzz/, docs/security.md "Hardening: tags").
+
+/// `Name`: SEQUENCE OF (non-empty SET OF SEQUENCE { OID, one value }).
+fn check_name_shape(content: &[u8]) -> Result<(), ParseError> {
+    let bad = |what: &str| ParseError::Der(format!("subject: {what}"));
+    for rdn in Elements::new(content) {
+        let rdn = rdn.map_err(|e| der_err("subject", e))?;
+        if rdn.tag != der::TAG_SET || rdn.content.is_empty() {
+            return Err(bad("a RelativeDistinguishedName is not a non-empty SET"));
+        }
+        for atv in Elements::new(rdn.content) {
+            let atv = atv.map_err(|e| der_err("subject", e))?;
+            if atv.tag != der::TAG_SEQUENCE {
+                return Err(bad("an AttributeTypeAndValue is not a SEQUENCE"));
+            }
+            let (_, value) =
+                der::expect(atv.content, der::TAG_OID).map_err(|e| der_err("subject", e))?;
+            der::exactly_one(value).map_err(|e| der_err("subject attribute value", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `SubjectPublicKeyInfo`: SEQUENCE { AlgorithmIdentifier, BIT STRING }.
+fn check_spki_shape(content: &[u8]) -> Result<(), ParseError> {
+    let (alg, rest) =
+        der::expect(content, der::TAG_SEQUENCE).map_err(|e| der_err("subjectPKInfo", e))?;
+    check_algorithm_identifier(alg.content, "subjectPKInfo algorithm")?;
+    // x509-parser's `as_oid` reads an EC key's named curve whatever its tag.
+    let (oid, params) = der::expect(alg.content, der::TAG_OID)
+        .map_err(|e| der_err("subjectPKInfo algorithm", e))?;
+    if oid.content == OID_EC_PUBLIC_KEY {
+        der::expect(params, der::TAG_OID).map_err(|e| der_err("EC named curve", e))?;
+    }
+    let key = der::exactly_one(rest).map_err(|e| der_err("subjectPublicKey", e))?;
+    if key.tag != der::TAG_BIT_STRING {
+        return Err(ParseError::Der(
+            "subjectPublicKey is not a BIT STRING".into(),
+        ));
+    }
+    Ok(())
+}
+
+const OID_EXTENSION_REQUEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e];
+
+/// An extensionRequest value: SEQUENCE OF Extension, each SEQUENCE { OID, optional BOOLEAN,
+/// OCTET STRING }.
+fn check_extensions_shape(value: Tlv<'_>) -> Result<(), ParseError> {
+    let bad = |what: &str| ParseError::Der(format!("extensionRequest: {what}"));
+    if value.tag != der::TAG_SEQUENCE {
+        return Err(bad("not a SEQUENCE of extensions"));
+    }
+    for ext in Elements::new(value.content) {
+        let ext = ext.map_err(|e| der_err("extension", e))?;
+        if ext.tag != der::TAG_SEQUENCE {
+            return Err(bad("an Extension is not a SEQUENCE"));
+        }
+        let (_, mut rest) =
+            der::expect(ext.content, der::TAG_OID).map_err(|e| der_err("extension id", e))?;
+        if rest.first() == Some(&TAG_BOOLEAN) {
+            rest = der::expect(rest, TAG_BOOLEAN)
+                .map_err(|e| der_err("extension critical", e))?
+                .1;
+        }
+        let v = der::exactly_one(rest).map_err(|e| der_err("extension value", e))?;
+        if v.tag != TAG_OCTET_STRING {
+            return Err(bad("an extension value is not an OCTET STRING"));
+        }
+    }
+    Ok(())
+}
+
+const TAG_BOOLEAN: u8 = 0x01;
+const TAG_OCTET_STRING: u8 = 0x04;
+
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_RSASSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+
+/// `AlgorithmIdentifier` content: an OID and at most one parameters element; for RSASSA-PSS the
+/// parameters' own structure too (RFC 4055).
+fn check_algorithm_identifier(content: &[u8], what: &str) -> Result<(), ParseError> {
+    let (oid, params) = der::expect(content, der::TAG_OID).map_err(|e| der_err(what, e))?;
+    if params.is_empty() {
+        return Ok(());
+    }
+    let params = der::exactly_one(params).map_err(|e| der_err(what, e))?;
+    if oid.content == OID_RSASSA_PSS {
+        check_pss_params_shape(params)?;
+    }
+    Ok(())
+}
+
+/// RSASSA-PSS-params: SEQUENCE { [0] hash AlgorithmIdentifier, [1] mask generation
+/// AlgorithmIdentifier whose parameters are the MGF1 hash AlgorithmIdentifier, [2] INTEGER,
+/// [3] INTEGER }, each optional, in this order, each explicit tag holding exactly one element.
+fn check_pss_params_shape(params: Tlv<'_>) -> Result<(), ParseError> {
+    // A DER error like every other shape error: the later stages have not run yet.
+    let bad = |what: &str| ParseError::Der(format!("RSASSA-PSS parameters: {what}"));
+    if params.tag != der::TAG_SEQUENCE {
+        return Err(bad("not a SEQUENCE"));
+    }
+    let mut last = None;
+    for field in Elements::new(params.content) {
+        let field = field.map_err(|e| bad(&e.to_string()))?;
+        let number = field.tag ^ 0xa0;
+        if field.tag & 0xe0 != 0xa0 || number > 3 || last.is_some_and(|l| number <= l) {
+            return Err(bad("unexpected field"));
+        }
+        last = Some(number);
+        let inner = der::exactly_one(field.content).map_err(|e| bad(&e.to_string()))?;
+        let want = if number < 2 {
+            der::TAG_SEQUENCE
+        } else {
+            der::TAG_INTEGER
+        };
+        if inner.tag != want {
+            return Err(bad("a field has the wrong type"));
+        }
+        if number < 2 {
+            check_algorithm_identifier(inner.content, "RSASSA-PSS parameters")?;
+        }
+        if number == 0 {
+            check_hash_parameters(inner.content)?;
+        }
+        if number == 1 {
+            // MGF1's parameter is itself a hash AlgorithmIdentifier.
+            let (_, mgf_params) =
+                der::expect(inner.content, der::TAG_OID).map_err(|e| bad(&e.to_string()))?;
+            let hash = der::exactly_one(mgf_params).map_err(|e| bad(&e.to_string()))?;
+            if hash.tag != der::TAG_SEQUENCE {
+                return Err(bad(
+                    "the mask generation hash is not an AlgorithmIdentifier",
+                ));
+            }
+            check_algorithm_identifier(hash.content, "RSASSA-PSS parameters")?;
+            check_hash_parameters(hash.content)?;
+        }
+    }
+    Ok(())
+}
+
+/// Go's rule for the hash AlgorithmIdentifiers inside RSASSA-PSS parameters (crypto/x509
+/// `getSignatureAlgorithmFromAI`): no parameters, or NULL. x509-parser ignores them.
+fn check_hash_parameters(content: &[u8]) -> Result<(), ParseError> {
+    let (_, params) =
+        der::expect(content, der::TAG_OID).map_err(|e| der_err("RSASSA-PSS parameters", e))?;
+    if params.is_empty() || params == [0x05, 0x00] {
+        return Ok(());
+    }
+    Err(ParseError::Der(
+        "RSASSA-PSS parameters: a hash's parameters are neither absent nor NULL".into(),
+    ))
 }
 
 /// Reads `T` with x509-parser from exactly `bytes` (one element our walk framed).

@@ -1812,3 +1812,100 @@ fn challenge_password_is_refused_whatever_its_string_type() {
     assert!(d.checks[..d.checks.len() - 1].iter().all(|c| c.passed));
     assert!(!d.violations[0].contains("not-a-real-password"));
 }
+
+// Found by the `decide` and `parse_csr_der` fuzz targets and their independent oracle: x509-parser
+// read an element whose identifier octet is wrong as if it were right. Go's encoding/asn1 refuses
+// both requests, so kube-apiserver never stores them; the policy must not judge them either.
+
+#[test]
+fn attribute_type_and_value_with_a_context_specific_tag_is_refused() {
+    let key = p256();
+    // O=system:nodes wrapped in [16] constructed, context-specific (0xb0) instead of SEQUENCE.
+    let subject = seq(&[
+        set(&[tlv(0xb0, &[oid(OID_O), utf8(ORG_SYSTEM_NODES)].concat())]),
+        set(&[seq(&[oid(OID_CN), utf8(NODE_USER)])]),
+    ]);
+    let request = pem(&sign(&key, tbs(0, subject, &key, &[]), OID_ECDSA_SHA256));
+    assert_parse_reject(&Spec::renewal().decide(request), stage::DER, |v| {
+        v.contains("AttributeTypeAndValue is not a SEQUENCE")
+    });
+    // The same request with the right tag is authorized: only the tag differs.
+    let request = pem(&sign(
+        &key,
+        tbs(0, node_subject(), &key, &[]),
+        OID_ECDSA_SHA256,
+    ));
+    assert_eq!(Spec::renewal().decide(request).verdict, Verdict::Authorize);
+}
+
+#[test]
+fn pss_mask_generation_oid_with_another_tag_is_refused() {
+    let good = der_of(std::str::from_utf8(&fixture("rsa-pss-sha256.csr.pem")).unwrap());
+    assert_eq!(
+        Spec::renewal().decide(pem(&good)).verdict,
+        Verdict::Authorize
+    );
+    // The signature algorithm's parameters are not signed: retag the MGF1 OID as a BOOLEAN.
+    let mgf1 = oid("1.2.840.113549.1.1.8");
+    let at = good
+        .windows(mgf1.len())
+        .position(|w| w == mgf1.as_slice())
+        .unwrap();
+    let mut retagged = good.clone();
+    retagged[at] = 0x01;
+    assert_parse_reject(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
+        v.contains("RSASSA-PSS parameters")
+    });
+}
+
+#[test]
+fn extension_id_with_another_tag_is_refused() {
+    let key = p256();
+    // The fuzzer's find: an extension whose extnID is tagged [APPLICATION 21] (0x55) instead of
+    // OBJECT IDENTIFIER, carrying a URI SAN in its value. Read as an unknown extension, the SAN
+    // went unseen and the request was authorized.
+    let uri = tlv(0x86, b"spiffe://example/node");
+    let ext = seq(&[tlv(0x55, &[0x1d, 0x11, 0x06]), tlv(0x04, &seq(&[uri]))]);
+    let t = tbs(0, node_subject(), &key, &[extension_request(&[ext])]);
+    assert_parse_reject(
+        &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
+        stage::DER,
+        |v| v.contains("extension id: expected tag 0x06, found 0x55"),
+    );
+}
+
+#[test]
+fn ec_named_curve_with_another_tag_is_refused() {
+    let key = p256();
+    // The fuzzer's find: the P-256 curve OID retagged 0x2e (constructed, universal 14).
+    let mut spki = key.subject_public_key_info();
+    let curve = oid("1.2.840.10045.3.1.7");
+    let at = spki
+        .windows(curve.len())
+        .position(|w| w == curve.as_slice())
+        .unwrap();
+    spki[at] = 0x2e;
+    let t = seq(&[tlv(0x02, &[0]), node_subject(), spki, tlv(0xa0, &[])]);
+    assert_parse_reject(
+        &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
+        stage::DER,
+        |v| v.contains("EC named curve: expected tag 0x06, found 0x2e"),
+    );
+}
+
+#[test]
+fn pss_hash_parameters_other_than_null_are_refused() {
+    let good = der_of(std::str::from_utf8(&fixture("rsa-pss-sha256.csr.pem")).unwrap());
+    // The fuzzer's find: the SHA-256 AlgorithmIdentifier's NULL retagged RELATIVE-OID (0x0d).
+    // Go answers UnknownSignatureAlgorithm for anything but absent or NULL.
+    let sha256_null = [oid("2.16.840.1.101.3.4.2.1"), vec![0x05, 0x00]].concat();
+    let at = good
+        .windows(sha256_null.len())
+        .position(|w| w == sha256_null.as_slice())
+        .unwrap();
+    let mut retagged = good.clone();
+    retagged[at + sha256_null.len() - 2] = 0x0d;
+    assert_parse_reject(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
+        v.contains("a hash's parameters are neither absent nor NULL")
+    });
+}
