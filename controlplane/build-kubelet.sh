@@ -63,6 +63,8 @@ rm -rf "$bin_dir"/.kubelet-build.*
 start=$(date +%s)
 tmp="$(mktemp -d "$bin_dir/.kubelet-build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
+# The linker's scratch files (~100 MB) go beside the result, not to a small /tmp.
+export GOTMPDIR="$tmp"
 
 log "building kubelet $K8S_VERSION and the fake CRI into $bin_dir"
 log "about 5 minutes on 2 cores after the control-plane build (most packages are cached), 15+ from cold"
