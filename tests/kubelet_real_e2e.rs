@@ -426,7 +426,12 @@ async fn real_kubelet_without_the_nodeclient_grant_waits_not_authorized() {
     let client = env.wait_csr_from(&k, CLIENT_SIGNER, &token.user()).await;
     let name = client.metadata.name.clone().unwrap();
     let event = wait_event(&env.cp, &name, "NotAuthorized", WAIT, || env.daemon.logs()).await;
-    assert_eq!(event.type_.as_deref(), Some("Warning"), "{event:?}");
+    let note = event.note.clone().unwrap_or_default();
+    assert_eq!(event.type_.as_deref(), Some("Warning"), "{note}");
+    assert!(
+        note.contains(&token.user()) && note.contains("certificatesigningrequests/nodeclient"),
+        "the Event names the requester and the missing permission: {note}"
+    );
     let csr = get_csr(&env.cp, &name).await;
     assert!(
         conditions(&csr).is_empty(),

@@ -326,7 +326,7 @@ impl RealKubelet {
             .arg(format!("--node-ip={node_ip}"))
             .arg(format!("--v={}", opts.verbosity));
         let kubelet = ChildProcess::spawn("kubelet", cmd, &dir.join("kubelet.log"))?;
-        tracing::info!(node = %opts.node_name, pid = kubelet.pid(), port, dir = %dir.display(), "real kubelet started");
+        tracing::debug!(node = %opts.node_name, pid = kubelet.pid(), port, dir = %dir.display(), "real kubelet started");
         Ok(RealKubelet {
             node_name: opts.node_name.clone(),
             node_ip,
