@@ -104,7 +104,9 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
                 Some(k)
             }
             Err(e) => {
-                println!("  no real kubelet in this run: {e}\n  (--real-kubelets 0 says so up front)");
+                println!(
+                    "  no real kubelet in this run: {e}\n  (--real-kubelets 0 says so up front)"
+                );
                 None
             }
         }
@@ -279,10 +281,11 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
             ),
         );
         for i in 1..=a.real_kubelets {
-            let (k, serving) = real_kubelet_joins(&cp, kb, &boot_path, &token_user, &csrs, i).await.map_err(|e| {
-                eprintln!("  daemon log tail:\n{}", daemon.log_tail(20));
-                e
-            })?;
+            let (k, serving) = real_kubelet_joins(&cp, kb, &boot_path, &token_user, &csrs, i)
+                .await
+                .inspect_err(|_| {
+                    eprintln!("  daemon log tail:\n{}", daemon.log_tail(20));
+                })?;
             real_serving.push(serving);
             real.push(k);
         }
@@ -434,11 +437,19 @@ async fn real_kubelet_joins(
         if let Some(status) = k.exited() {
             bail!("the kubelet exited ({status}):\n{}", k.log_tail(20));
         }
-        new_csr(csrs, tlsboot_harness::kubelet::KUBE_APISERVER_CLIENT_KUBELET, token_user, &seen).await
+        new_csr(
+            csrs,
+            tlsboot_harness::kubelet::KUBE_APISERVER_CLIENT_KUBELET,
+            token_user,
+            &seen,
+        )
+        .await
     })
     .await?;
     let client_name = client.metadata.name.clone().unwrap_or_default();
-    println!("  {node}: client CSR {client_name} created by the bootstrap token (its own certificate manager)");
+    println!(
+        "  {node}: client CSR {client_name} created by the bootstrap token (its own certificate manager)"
+    );
     let client = poll(&format!("{client_name} to be issued"), WAIT, || async {
         let c = csrs.get(&client_name).await?;
         Ok(c.status
@@ -476,7 +487,13 @@ async fn real_kubelet_joins(
     println!("  {node}: Node registered and Ready as system:node:{node}");
     let node_user = format!("system:node:{node}");
     let serving = poll(&format!("{node}'s serving CSR"), WAIT, || async {
-        new_csr(csrs, tlsboot_harness::kubelet::KUBELET_SERVING, &node_user, &seen).await
+        new_csr(
+            csrs,
+            tlsboot_harness::kubelet::KUBELET_SERVING,
+            &node_user,
+            &seen,
+        )
+        .await
     })
     .await?;
     let serving = serving.metadata.name.unwrap_or_default();
