@@ -115,11 +115,33 @@ pub async fn demo(a: DemoArgs) -> anyhow::Result<()> {
     step(2, "building tlsboot (cargo build --bin tlsboot)");
     let root = workspace_root();
     let build_started = Instant::now();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
         .args(["build", "-p", "tlsboot", "--bin", "tlsboot"])
-        .current_dir(&root)
-        .status()
-        .context("running cargo build")?;
+        .current_dir(&root);
+    // `cargo run` gave this process the harness's CARGO_PKG_*/CARGO_MANIFEST_* variables.
+    // Build scripts such as ring's declare `rerun-if-env-changed` on them, and cargo compares
+    // its own environment: left in, they would rebuild ring and everything above it (rustls,
+    // kube, ...) here and again in the next build from a shell.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            build.env_remove(&key);
+        }
+    }
+    let status = build.status().context("running cargo build")?;
     if !status.success() {
         bail!("cargo build of tlsboot failed");
     }
