@@ -1,8 +1,9 @@
 //! The **real** kubelet (v1.37.2, with a fake CRI; see `tlsboot_harness::realkubelet`)
 //! joins through the real `tlsboot controller` process, against the real control plane.
 //! Upstream's own certificate code checks what the simulated kubelet claims a kubelet
-//! sends. One real kubelet per control plane (they all report the host's address), so
-//! each test starts its own control plane (about 3 s).
+//! sends. One real kubelet per control plane (all real kubelets report the host's
+//! address), so each test starts its own control plane (about 3 s) and sees only its own
+//! CSRs and Events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod controller_support;

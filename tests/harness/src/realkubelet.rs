@@ -17,8 +17,8 @@
 //! namespace dies with the kubelet, and [`RealKubelet::stop`] removes its directory.
 //! It shares the host's network namespace: it listens on 127.0.0.1 only, on ports
 //! chosen free, and `--node-ip` is the host's own non-loopback address (the kubelet
-//! refuses a loopback node IP). One real kubelet per control plane: they would all
-//! report the same address.
+//! refuses a loopback node IP). Several can share a control plane (each has its own
+//! namespace, directory and ports), but all report the host's address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -53,6 +53,8 @@ mkdir -p "$d/host/var-lib" "$d/host/var-log" "$d/host/sysctl"
 mount --bind "$d/host/var-lib" /var/lib
 mount --bind "$d/host/var-log" /var/log
 for s in vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes; do
+  # A kernel without one of them: the kubelet cannot write it either.
+  [ -e "/proc/sys/$s" ] || continue
   f="$d/host/sysctl/$(echo "$s" | tr / .)"
   cat "/proc/sys/$s" > "$f"
   mount --bind "$f" "/proc/sys/$s"
