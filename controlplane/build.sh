@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane (etcd, kube-apiserver,
 # kube-controller-manager) from the Go module proxy into a cache outside the
-# work tree, keyed by version. Idempotent: a second run only checks versions.
+# work tree, keyed by version, then the real kubelet and its fake CRI
+# (controlplane/build-kubelet.sh). Idempotent: a second run only checks versions.
 #
 #   controlplane/build.sh          # build if needed, print the bin directory
 #   controlplane/build.sh --print  # print the bin directory, build nothing
@@ -39,7 +40,11 @@ have() {
   grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$out" || return 1
 }
 
+# The kubelet step is idempotent too; its stdout (the same directory) is ours to print.
+kubelet() { bash "$here/build-kubelet.sh" >/dev/null; }
+
 if have; then
+  kubelet
   echo "$bin_dir"
   exit 0
 fi
@@ -57,6 +62,7 @@ if ! flock -n 9; then
   flock 9
 fi
 if have; then
+  kubelet
   echo "$bin_dir"
   exit 0
 fi
@@ -119,4 +125,5 @@ secs=$(( $(date +%s) - start ))
   (cd "$bin_dir" && ls -l etcd kube-apiserver kube-controller-manager | awk '{print $NF": "$5" bytes"}')
 } >"$bin_dir/BUILD_INFO"
 log "done in ${secs}s: $(du -sh "$bin_dir" | cut -f1) in $bin_dir"
+kubelet
 echo "$bin_dir"

@@ -12,6 +12,13 @@ pub enum Error {
     )]
     BinariesMissing { detail: String },
 
+    #[error(
+        "the real kubelet cannot run here ({detail}); build it with `controlplane/build-kubelet.sh` \
+         (run by `controlplane/build.sh`; about a minute after the control plane) and run the \
+         tests as root (the kubelet runs in a private mount namespace)"
+    )]
+    KubeletMissing { detail: String },
+
     #[error("programs the end-to-end tests drive are not on PATH: {detail}; install them")]
     ToolsMissing { detail: String },
 

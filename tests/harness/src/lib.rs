@@ -1,7 +1,7 @@
 //! Test support for tlsboot: a **real** control plane (etcd, kube-apiserver,
 //! kube-controller-manager built by `controlplane/build.sh`) on loopback, with
 //! rcgen-made PKI, kubeconfigs for any identity, kubeadm-style bootstrap
-//! tokens and simulated kubelets.
+//! tokens, simulated kubelets and real ones (`realkubelet`, with a fake CRI).
 //!
 //! ```no_run
 //! # async fn t() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +24,7 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod pki;
 mod process;
+pub mod realkubelet;
 pub mod token;
 
 pub use binaries::{
@@ -38,4 +39,8 @@ pub use kubeconfig::{Credential, UserKubeconfig};
 pub use kubelet::{KubeletOptions, KubeletReport, SimKubelet, Stage};
 pub use pki::{Ca, CertAndKey};
 pub use process::{ChildProcess, log_tail};
+pub use realkubelet::{
+    KubeletBinaries, RealKubelet, RealKubeletOptions, build_kubelet_binaries,
+    find_kubelet_binaries, kubelet_binaries_for_tests,
+};
 pub use token::{BootstrapToken, BootstrapTokenOptions, whoami};
