@@ -44,3 +44,81 @@ async fn deny_invalid_denies_with_reasons() {
         "{message}"
     );
 }
+
+/// A serving CSR whose checks fail is a person's call everywhere: the daemon — even with
+/// `--deny-invalid` — queues it (AwaitingReview, no condition) and `tlsboot inspect` on the same
+/// object says `manual` with the same violations the daemon's Event names. Fails if the daemon
+/// and inspect ever read the policy differently for such a CSR.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_serving_csr_is_manual_for_the_daemon_and_for_inspect() {
+    let Some(cp) = control_plane().await else {
+        return;
+    };
+    let sa = daemon_identity(cp).await;
+    let d = Daemon::start(
+        cp,
+        sa.path(),
+        "deny-invalid-serving",
+        &["--deny-invalid", "--leader-elect=false"],
+    );
+    d.wait_ready(Duration::from_secs(60));
+    let node = cp.unique_name("n");
+    let id = cp
+        .user_kubeconfig(&format!("system:node:{node}"), &["system:nodes"])
+        .await
+        .unwrap();
+    let name = cp.unique_name("serving-apiserver-san");
+    // Names the API server: the no-api-server-identity check fails, nothing else does.
+    let pem = csr_pem(
+        &format!("system:node:{node}"),
+        &["system:nodes"],
+        &[node.as_str(), "kubernetes.default.svc"],
+        false,
+        true,
+    );
+    create_csr(
+        id.client().unwrap(),
+        &name,
+        &pem,
+        "kubernetes.io/kubelet-serving",
+        &["digital signature", "server auth"],
+    )
+    .await;
+
+    let event = wait_event(cp, &name, "AwaitingReview", Duration::from_secs(30), || {
+        d.logs()
+    })
+    .await;
+    let note = event.note.unwrap_or_default();
+    let csr = get_csr(cp, &name).await;
+    assert!(
+        conditions(&csr).is_empty(),
+        "the daemon decided a serving CSR: {:?}",
+        conditions(&csr)
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tlsboot"))
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .args(["inspect", &name, "-o", "json"])
+        .env_remove("TLSBOOT_CONTEXT")
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decision = &reports[0]["decision"];
+    assert_eq!(decision["verdict"], "manual", "{decision}");
+    let violations = decision["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    for v in violations {
+        let v = v.as_str().unwrap();
+        assert!(v.contains("kubernetes.default.svc"), "{v}");
+        assert!(note.contains(v), "daemon's Event {note:?} lacks {v:?}");
+    }
+}

@@ -218,13 +218,9 @@ async fn act(
     let uid = csr.metadata.uid.clone().unwrap_or_else(|| name.clone());
     let signer = csr.spec.signer_name.clone();
 
-    let verdict = match (decision.class, decision.verdict) {
-        // A serving CSR is a person's call whatever its checks say: never denied or
-        // auto-handled here, only queued with its failed checks named.
-        (policy::SignerClass::KubeletServing, Verdict::Reject) => Verdict::Manual,
-        (_, v) => v,
-    };
-    match verdict {
+    // The policy alone picks the verdict (a serving CSR is Manual even when its checks fail),
+    // so `tlsboot inspect` and `tlsboot list` show exactly what the daemon does.
+    match decision.verdict {
         Verdict::Ignore => {
             ctx.forget(&uid);
             Ok(Next::Done)

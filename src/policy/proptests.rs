@@ -196,12 +196,19 @@ fn check_decision(spec: &Spec, request: &[u8], d: &Decision) -> Result<(), TestC
             );
         }
         Verdict::Reject => {
+            // Only client CSRs are rejected; a failing serving CSR goes to a person.
+            prop_assert_eq!(d.class, SignerClass::KubeletClient);
             prop_assert!(!d.violations.is_empty());
             prop_assert!(d.subject_access_reviews.is_empty());
         }
         Verdict::Manual => {
+            // Every serving CSR, failing checks or not; its violations are kept for the person.
             prop_assert_eq!(d.class, SignerClass::KubeletServing);
-            prop_assert!(d.violations.is_empty());
+            prop_assert!(d.subject_access_reviews.is_empty());
+            prop_assert_eq!(
+                d.violations.len(),
+                d.checks.iter().filter(|c| !c.passed).count()
+            );
         }
         Verdict::Ignore => {
             prop_assert!(d.ignore_reason.is_some());
@@ -339,7 +346,13 @@ proptest! {
         for spec in [Spec::bootstrap(), Spec::serving()] {
             let d = spec.decide(&bytes);
             check_decision(&spec, &bytes, &d)?;
-            prop_assert_eq!(d.verdict, Verdict::Reject);
+            let expected = if spec.signer == SIGNER_KUBELET_SERVING {
+                Verdict::Manual
+            } else {
+                Verdict::Reject
+            };
+            prop_assert_eq!(d.verdict, expected);
+            prop_assert!(!d.violations.is_empty());
         }
         // Random bytes wrapped as a PEM body reach the DER parser.
         let wrapped = pem(&bytes);
@@ -1095,8 +1108,14 @@ fn model(shape: &Shape) -> (Verdict, Vec<&'static str>) {
     } else {
         None
     };
+    // A serving CSR goes to a person whatever fails; only a client CSR is rejected.
+    let failing_verdict = if shape.signer == SIGNER_KUBELET_CLIENT {
+        Verdict::Reject
+    } else {
+        Verdict::Manual
+    };
     if let Some(stage) = stage {
-        return (Verdict::Reject, vec![stage]);
+        return (failing_verdict, vec![stage]);
     }
 
     let cns: Vec<&str> = shape
@@ -1212,7 +1231,7 @@ fn model(shape: &Shape) -> (Verdict, Vec<&'static str>) {
     let verdict = match (client, failed.is_empty()) {
         (true, true) => Verdict::Authorize,
         (false, true) => Verdict::Manual,
-        (_, false) => Verdict::Reject,
+        (_, false) => failing_verdict,
     };
     (verdict, failed)
 }
