@@ -1,5 +1,6 @@
 //! `--deny-invalid`: invalid kubelet client CSRs are Denied, with upstream's reasons in
-//! the message. Its own test binary (own control plane): a second approving daemon
+//! the message; a serving CSR that fails its checks is never denied, and the daemon and
+//! `tlsboot inspect` agree it is `manual`. Its own test binary (own control plane): a second approving daemon
 //! would disturb the other suites' assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -8,9 +9,12 @@ mod controller_support;
 use std::time::Duration;
 
 use controller_support::*;
+use tlsboot_harness::ControlPlane;
 
+/// One daemon for both cases: tests in one binary run in parallel, and two of them applying
+/// the daemon's manifests at once race on AlreadyExists.
 #[tokio::test(flavor = "multi_thread")]
-async fn deny_invalid_denies_with_reasons() {
+async fn deny_invalid_denies_client_csrs_never_serving_ones() {
     let Some(cp) = control_plane().await else {
         return;
     };
@@ -22,6 +26,11 @@ async fn deny_invalid_denies_with_reasons() {
         &["--deny-invalid", "--leader-elect=false"],
     );
     d.wait_ready(Duration::from_secs(60));
+    invalid_client_csr_is_denied_with_reasons(cp, &d).await;
+    failing_serving_csr_is_manual_for_the_daemon_and_for_inspect(cp, &d).await;
+}
+
+async fn invalid_client_csr_is_denied_with_reasons(cp: &ControlPlane, d: &Daemon) {
     let boot = bootstrap(cp).await.1.client().unwrap();
     let name = cp.unique_name("masters");
     let node = cp.unique_name("n");
@@ -49,19 +58,10 @@ async fn deny_invalid_denies_with_reasons() {
 /// `--deny-invalid` — queues it (AwaitingReview, no condition) and `tlsboot inspect` on the same
 /// object says `manual` with the same violations the daemon's Event names. Fails if the daemon
 /// and inspect ever read the policy differently for such a CSR.
-#[tokio::test(flavor = "multi_thread")]
-async fn failing_serving_csr_is_manual_for_the_daemon_and_for_inspect() {
-    let Some(cp) = control_plane().await else {
-        return;
-    };
-    let sa = daemon_identity(cp).await;
-    let d = Daemon::start(
-        cp,
-        sa.path(),
-        "deny-invalid-serving",
-        &["--deny-invalid", "--leader-elect=false"],
-    );
-    d.wait_ready(Duration::from_secs(60));
+async fn failing_serving_csr_is_manual_for_the_daemon_and_for_inspect(
+    cp: &ControlPlane,
+    d: &Daemon,
+) {
     let node = cp.unique_name("n");
     let id = cp
         .user_kubeconfig(&format!("system:node:{node}"), &["system:nodes"])
