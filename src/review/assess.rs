@@ -754,6 +754,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// What the cluster said: these Nodes with their `(kind, address)` pairs, no Service IPs.
+    pub(crate) fn node_facts(nodes: &[(&str, &[(&str, &str)])]) -> ClusterFacts {
+        ClusterFacts {
+            nodes: Ok(nodes
+                .iter()
+                .map(|(name, list)| ((*name).to_owned(), addrs(list)))
+                .collect()),
+            api_service_ips: Ok(vec![]),
+            ..ClusterFacts::default()
+        }
+    }
+
     fn addrs(list: &[(&str, &str)]) -> Vec<OwnedAddress> {
         list.iter()
             .map(|(k, a)| OwnedAddress {

@@ -255,11 +255,7 @@ pub fn run_with(
         }
     }
     out.flush()?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::error::exit_code(failed))
 }
 
 fn read_input(path: &Path, stdin: &mut dyn Read) -> Result<Vec<u8>, InputError> {

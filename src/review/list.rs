@@ -403,9 +403,8 @@ async fn watch(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::review::assess::tests::node_facts;
     use crate::review::assess::tests::serving_csr;
-    use crate::review::assess::{ClusterFacts, OwnedAddress};
-    use std::collections::BTreeMap;
 
     #[test]
     fn signers_resolve_aliases_and_default_to_both_kubelet_signers() {
@@ -428,19 +427,7 @@ mod tests {
     #[test]
     fn rows_show_node_sans_checks_and_condition() {
         let csr = serving_csr("csr-a", "system:node:n1", "n1", &["n1", "10.1.0.7"]);
-        let mut nodes = BTreeMap::new();
-        nodes.insert(
-            "n1".to_string(),
-            vec![OwnedAddress {
-                kind: "InternalIP".into(),
-                address: "10.1.0.7".into(),
-            }],
-        );
-        let facts = ClusterFacts {
-            nodes: Ok(nodes),
-            api_service_ips: Ok(vec![]),
-            ..ClusterFacts::default()
-        };
+        let facts = node_facts(&[("n1", &[("InternalIP", "10.1.0.7")])]);
         let a = assess(&csr, &facts);
         // DNS:n1 is not reported by the Node (no Hostname address): one failed check.
         let r = row(&csr, &a, "3m".into(), false);
