@@ -44,25 +44,17 @@ use reconcile::Context;
 mod tests {
     use super::*;
     use crate::policy::{CsrFacts, Verdict, decide};
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestStatus,
-    };
 
     fn csr(cond: Option<&str>, cert: bool) -> CertificateSigningRequest {
         let mut c = CertificateSigningRequest::default();
         c.metadata.name = Some("node-csr-x".into());
         c.spec.signer_name = SIGNER_KUBELET_CLIENT.into();
         c.spec.request = k8s_openapi::ByteString(b"-----BEGIN CERTIFICATE REQUEST-----".to_vec());
-        c.status = Some(CertificateSigningRequestStatus {
-            conditions: cond.map(|t| {
-                vec![CertificateSigningRequestCondition {
-                    type_: t.into(),
-                    status: "True".into(),
-                    ..Default::default()
-                }]
-            }),
-            certificate: cert.then(|| k8s_openapi::ByteString(b"PEM".to_vec())),
-        });
+        let conditions: Vec<(&str, &str)> = cond.into_iter().map(|t| (t, "True")).collect();
+        c.status = Some(crate::policy::test_status(
+            &conditions,
+            cert.then_some(b"PEM".as_slice()),
+        ));
         c
     }
 

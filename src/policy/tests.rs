@@ -1253,8 +1253,7 @@ fn sans_are_compared_with_the_node_addresses() {
 fn facts_from_a_kubernetes_object() {
     use k8s_openapi::ByteString;
     use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequest, CertificateSigningRequestCondition,
-        CertificateSigningRequestSpec, CertificateSigningRequestStatus,
+        CertificateSigningRequest, CertificateSigningRequestSpec,
     };
     let request = kubelet_client_csr(&p256());
     let mut csr = CertificateSigningRequest {
@@ -1281,27 +1280,13 @@ fn facts_from_a_kubernetes_object() {
     assert_eq!(CsrFacts::from_csr(&csr).name, "node-csr-abc");
 
     // A Denied condition with status False still counts (upstream matches on type only).
-    csr.status = Some(CertificateSigningRequestStatus {
-        conditions: Some(vec![CertificateSigningRequestCondition {
-            type_: "Denied".into(),
-            status: "False".into(),
-            ..Default::default()
-        }]),
-        certificate: None,
-    });
+    csr.status = Some(test_status(&[("Denied", "False")], None));
     let facts = CsrFacts::from_csr(&csr);
     assert!(facts.denied && !facts.approved && !facts.issued);
     assert_eq!(decide(&facts).verdict, Verdict::Ignore);
 
     // An empty certificate is not "issued"; a non-empty one is.
-    csr.status = Some(CertificateSigningRequestStatus {
-        conditions: Some(vec![CertificateSigningRequestCondition {
-            type_: "Failed".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]),
-        certificate: Some(ByteString(vec![])),
-    });
+    csr.status = Some(test_status(&[("Failed", "True")], Some(b"")));
     let facts = CsrFacts::from_csr(&csr);
     assert!(!facts.issued && !facts.approved && !facts.denied);
     assert_eq!(decide(&facts).verdict, Verdict::Authorize);

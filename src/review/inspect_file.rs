@@ -658,10 +658,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use k8s_openapi::ByteString;
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestSpec,
-        CertificateSigningRequestStatus,
-    };
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
     use serde_json::{Value, json};
 
     #[derive(Parser)]
@@ -1049,14 +1046,7 @@ mod tests {
             "csr-done",
             p256_csr_pem("system:node:worker-1", vec![]).into_bytes(),
         );
-        csr.status = Some(CertificateSigningRequestStatus {
-            conditions: Some(vec![CertificateSigningRequestCondition {
-                type_: "Approved".into(),
-                status: "True".into(),
-                ..Default::default()
-            }]),
-            certificate: None,
-        });
+        csr.status = Some(policy::test_status(&[("Approved", "True")], None));
         let file = write_temp(serde_json::to_string(&csr).unwrap().as_bytes());
         let (r, _) = json_reports(&[file.path().to_str().unwrap()], b"");
         assert_eq!(r[0]["verdict"], "ignore");

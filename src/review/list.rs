@@ -501,18 +501,7 @@ mod tests {
         // A change that shows is printed again, except under -o name (its line is the same).
         let mut approved = csr.clone();
         approved.metadata.resource_version = Some("42".into());
-        approved.status = Some(
-            k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus {
-                conditions: Some(vec![
-                    k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition {
-                        type_: "Approved".into(),
-                        status: "True".into(),
-                        ..Default::default()
-                    },
-                ]),
-                ..Default::default()
-            },
-        );
+        approved.status = Some(crate::policy::test_status(&[("Approved", "True")], None));
         let approved_row = row(
             &approved,
             &assess(&approved, &ClusterFacts::default()),
