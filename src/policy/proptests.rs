@@ -549,6 +549,30 @@ struct Shape {
     groups: Vec<&'static str>,
 }
 
+impl Shape {
+    /// The subject's CN values, in order (the model and the parse check read the same list).
+    fn common_names(&self) -> Vec<&'static str> {
+        self.subject
+            .iter()
+            .filter_map(|a| match a {
+                Attr::Cn(_, v) => Some(*v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The subject's O values, in order.
+    fn organizations(&self) -> Vec<&'static str> {
+        self.subject
+            .iter()
+            .filter_map(|a| match a {
+                Attr::O(_, v) => Some(*v),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 const VALID_CN: &str = "system:node:worker-1";
 
 fn str_type() -> impl Strategy<Value = StrType> {
@@ -1118,22 +1142,8 @@ fn model(shape: &Shape) -> (Verdict, Vec<&'static str>) {
         return (failing_verdict, vec![stage]);
     }
 
-    let cns: Vec<&str> = shape
-        .subject
-        .iter()
-        .filter_map(|a| match a {
-            Attr::Cn(_, v) => Some(*v),
-            _ => None,
-        })
-        .collect();
-    let orgs: Vec<&str> = shape
-        .subject
-        .iter()
-        .filter_map(|a| match a {
-            Attr::O(_, v) => Some(*v),
-            _ => None,
-        })
-        .collect();
+    let cns = shape.common_names();
+    let orgs = shape.organizations();
     let last_cn = cns.last().copied().unwrap_or("");
     let has = |f: fn(&San) -> bool| shape.sans.iter().any(f);
     let dns = has(|s| matches!(s, San::Dns(_)));
@@ -1258,24 +1268,8 @@ fn check_against_model(shape: &Shape) -> Result<(), TestCaseError> {
     );
     if let Some(parsed) = &d.parsed {
         // The parser read exactly what was built.
-        let cns: Vec<&str> = shape
-            .subject
-            .iter()
-            .filter_map(|a| match a {
-                Attr::Cn(_, v) => Some(*v),
-                _ => None,
-            })
-            .collect();
-        let orgs: Vec<&str> = shape
-            .subject
-            .iter()
-            .filter_map(|a| match a {
-                Attr::O(_, v) => Some(*v),
-                _ => None,
-            })
-            .collect();
-        prop_assert_eq!(&parsed.common_names, &cns);
-        prop_assert_eq!(&parsed.organizations, &orgs);
+        prop_assert_eq!(&parsed.common_names, &shape.common_names());
+        prop_assert_eq!(&parsed.organizations, &shape.organizations());
         let dns: Vec<&str> = shape
             .sans
             .iter()
