@@ -552,24 +552,22 @@ struct Shape {
 impl Shape {
     /// The subject's CN values, in order (the model and the parse check read the same list).
     fn common_names(&self) -> Vec<&'static str> {
-        self.subject
-            .iter()
-            .filter_map(|a| match a {
-                Attr::Cn(_, v) => Some(*v),
-                _ => None,
-            })
-            .collect()
+        self.subject_values(|a| {
+            if let Attr::Cn(_, v) = a {
+                Some(v)
+            } else {
+                None
+            }
+        })
     }
 
     /// The subject's O values, in order.
     fn organizations(&self) -> Vec<&'static str> {
-        self.subject
-            .iter()
-            .filter_map(|a| match a {
-                Attr::O(_, v) => Some(*v),
-                _ => None,
-            })
-            .collect()
+        self.subject_values(|a| if let Attr::O(_, v) = a { Some(v) } else { None })
+    }
+
+    fn subject_values(&self, pick: fn(&Attr) -> Option<&&'static str>) -> Vec<&'static str> {
+        self.subject.iter().filter_map(pick).copied().collect()
     }
 }
 
