@@ -102,19 +102,24 @@ impl fmt::Display for ApiError<'_> {
     }
 }
 
+/// The error kube returns when the API server answered `code`/`reason`, for unit tests of
+/// every layer that reads one.
+#[cfg(test)]
+pub(crate) fn api_answer(code: u16, reason: &str, message: &str) -> kube::Error {
+    kube::Error::Api(Box::new(kube::core::Status {
+        code,
+        reason: reason.into(),
+        message: message.into(),
+        ..kube::core::Status::default()
+    }))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
-    pub(crate) fn api(code: u16, reason: &str, message: &str) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status {
-            code,
-            reason: reason.into(),
-            message: message.into(),
-            ..kube::core::Status::default()
-        }))
-    }
+    use super::api_answer as api;
 
     #[test]
     fn an_answer_is_one_line_with_reason_and_status() {

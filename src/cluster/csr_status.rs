@@ -62,26 +62,14 @@ pub fn awaits_approver(csr: &CertificateSigningRequest) -> bool {
 mod tests {
     use super::*;
     use crate::policy::{CsrFacts, Verdict, decide};
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestStatus,
-    };
 
     fn csr(conditions: &[(&str, &str)], cert: bool) -> CertificateSigningRequest {
         let mut c = CertificateSigningRequest::default();
         c.spec.signer_name = crate::policy::SIGNER_KUBELET_CLIENT.into();
-        c.status = Some(CertificateSigningRequestStatus {
-            conditions: Some(
-                conditions
-                    .iter()
-                    .map(|(t, s)| CertificateSigningRequestCondition {
-                        type_: (*t).into(),
-                        status: (*s).into(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            certificate: cert.then(|| k8s_openapi::ByteString(b"PEM".to_vec())),
-        });
+        c.status = Some(crate::policy::test_status(
+            conditions,
+            cert.then_some(b"PEM".as_slice()),
+        ));
         c
     }
 

@@ -10,6 +10,8 @@ mod client;
 pub mod csr_status;
 pub mod kubeconfig;
 
+#[cfg(test)]
+pub(crate) use api_error::api_answer;
 pub use api_error::{ApiError, watch_error_text};
 pub use approval::{
     ApprovalError, ApprovalOutcome, ApprovalWrite, Decision as ApprovalDecision, RequesterField,

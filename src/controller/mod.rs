@@ -44,25 +44,17 @@ use reconcile::Context;
 mod tests {
     use super::*;
     use crate::policy::{CsrFacts, Verdict, decide};
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestStatus,
-    };
 
     fn csr(cond: Option<&str>, cert: bool) -> CertificateSigningRequest {
         let mut c = CertificateSigningRequest::default();
         c.metadata.name = Some("node-csr-x".into());
         c.spec.signer_name = SIGNER_KUBELET_CLIENT.into();
         c.spec.request = k8s_openapi::ByteString(b"-----BEGIN CERTIFICATE REQUEST-----".to_vec());
-        c.status = Some(CertificateSigningRequestStatus {
-            conditions: cond.map(|t| {
-                vec![CertificateSigningRequestCondition {
-                    type_: t.into(),
-                    status: "True".into(),
-                    ..Default::default()
-                }]
-            }),
-            certificate: cert.then(|| k8s_openapi::ByteString(b"PEM".to_vec())),
-        });
+        let conditions: Vec<(&str, &str)> = cond.into_iter().map(|t| (t, "True")).collect();
+        c.status = Some(crate::policy::test_status(
+            &conditions,
+            cert.then_some(b"PEM".as_slice()),
+        ));
         c
     }
 
@@ -191,6 +183,8 @@ fn triggers(
     futures::stream::select(gained, resync)
 }
 
+/// The daemon, top-down: leadership, start-up (caches, queue, workers), serve (HTTP,
+/// housekeeping, the token cleaner), then wait for a signal or lease loss and shut down.
 pub async fn run_with(
     client: kube::Client,
     config: Arc<Config>,
@@ -198,32 +192,10 @@ pub async fn run_with(
 ) -> Result<(), ControllerError> {
     let mut registry = Registry::with_prefix("tlsboot");
     let metrics = Metrics::new(&mut registry);
-
     let lease_stop = CancellationToken::new();
     let work_stop = CancellationToken::new();
 
-    let (leader, elector_task) = match &config.lease {
-        Some(lease_cfg) => {
-            let (elector, handle) = Elector::new(client.clone(), lease_cfg.clone());
-            let m = metrics.clone();
-            let was = std::sync::atomic::AtomicBool::new(false);
-            let on_change: lease::OnChange = Box::new(move |leading| {
-                m.leader.set(i64::from(leading));
-                if leading && !was.swap(true, Ordering::Relaxed) {
-                    m.lease_transitions.inc();
-                } else if !leading {
-                    was.store(false, Ordering::Relaxed);
-                }
-            });
-            let stop = lease_stop.clone();
-            (handle, Some(tokio::spawn(elector.run(stop, on_change))))
-        }
-        None => {
-            metrics.leader.set(1);
-            (LeaderHandle::always_leader(), None)
-        }
-    };
-
+    let (leader, elector_task) = start_leadership(&client, &config, &metrics, &lease_stop);
     let ctx = Arc::new(Context::new(
         client.clone(),
         leader.clone(),
@@ -232,15 +204,103 @@ pub async fn run_with(
     ));
 
     let queue = Arc::new(work::WorkQueue::default());
+    let mut caches = watch_csrs(&client, &queue);
+    caches.feeds.spawn(reconcile_all_on_triggers(
+        queue.clone(),
+        caches.readers.clone(),
+        triggers(&leader, config.resync_period),
+    ));
+    let workers = start_workers(&config, &queue, &caches.readers, &ctx, &work_stop);
+
+    let http_state = Arc::new(http::HttpState {
+        registry,
+        metrics: metrics.clone(),
+        stores: caches.stores.clone(),
+        queue: queue.clone(),
+        ready: std::sync::atomic::AtomicBool::new(false),
+        ctx: ctx.clone(),
+    });
+    let http_stop = CancellationToken::new();
+    let server = serve_http(&config, http_state.clone(), http_stop.clone()).await?;
+    tokio::spawn(ready_then_housekeeping(http_state, caches.synced));
+    if config.clean_expired_tokens {
+        tokio::spawn(clean_tokens_while_leading(
+            leader.clone(),
+            client.clone(),
+            work_stop.clone(),
+            token_cleaner,
+        ));
+    }
+
+    tracing::info!(
+        identity = %config.identity,
+        leader_election = config.lease.is_some(),
+        dry_run = config.dry_run,
+        deny_invalid = config.deny_invalid,
+        "tlsboot controller starting"
+    );
+    let result = run_until_stopped(&config, workers, elector_task, &work_stop, &lease_stop).await;
+
+    caches.feeds.abort_all();
+    http_stop.cancel();
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
+        tracing::warn!(error = %e, "metrics server ended with an error");
+    }
+    result
+}
+
+type ElectorTask = tokio::task::JoinHandle<Result<lease::LeaseExit, LeaseError>>;
+
+/// Leadership: with `--leader-elect`, an elector renewing the Lease (and keeping the leader
+/// metrics true); without it, this replica always leads.
+fn start_leadership(
+    client: &kube::Client,
+    config: &Config,
+    metrics: &Metrics,
+    lease_stop: &CancellationToken,
+) -> (LeaderHandle, Option<ElectorTask>) {
+    let Some(lease_cfg) = &config.lease else {
+        metrics.leader.set(1);
+        return (LeaderHandle::always_leader(), None);
+    };
+    let (elector, handle) = Elector::new(client.clone(), lease_cfg.clone());
+    let m = metrics.clone();
+    let was = std::sync::atomic::AtomicBool::new(false);
+    let on_change: lease::OnChange = Box::new(move |leading| {
+        m.leader.set(i64::from(leading));
+        if leading && !was.swap(true, Ordering::Relaxed) {
+            m.lease_transitions.inc();
+        } else if !leading {
+            was.store(false, Ordering::Relaxed);
+        }
+    });
+    let task = tokio::spawn(elector.run(lease_stop.clone(), on_change));
+    (handle, Some(task))
+}
+
+/// The CSR caches of both kubelet signers and the tasks feeding them into the queue.
+struct CsrCaches {
+    /// Per signer, for `/metrics` and `/readyz`.
+    stores: Vec<(String, reflector::Store<CertificateSigningRequest>)>,
+    /// The same stores, for the workers and the resync.
+    readers: Arc<[reflector::Store<CertificateSigningRequest>]>,
+    /// One per watch: true once its first list is in the queue.
+    synced: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    feeds: tokio::task::JoinSet<()>,
+}
+
+/// Start-up: one field-selected watch per signer, reflected into a store (decided CSRs
+/// evicted) and fed into `queue`.
+fn watch_csrs(client: &kube::Client, queue: &Arc<work::WorkQueue>) -> CsrCaches {
     let mut stores = Vec::new();
-    let mut synced_flags: Vec<Arc<std::sync::atomic::AtomicBool>> = Vec::new();
+    let mut synced = Vec::new();
     let mut feeds = tokio::task::JoinSet::new();
     for signer in [SIGNER_KUBELET_CLIENT, SIGNER_KUBELET_SERVING] {
         let api: Api<CertificateSigningRequest> = Api::all(client.clone());
         let wc = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
         let (reader, writer) = reflector::store();
-        let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        synced_flags.push(synced.clone());
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        synced.push(flag.clone());
         let stream = watcher(api, wc)
             .default_backoff()
             // Keep only what decisions need: managedFields can be most of a CSR's bytes.
@@ -254,28 +314,42 @@ pub async fn run_with(
                 })
             })
             .reflect(writer);
-        stores.push((signer.to_owned(), reader.clone()));
-        feeds.spawn(work::feed(stream, queue.clone(), synced));
+        stores.push((signer.to_owned(), reader));
+        feeds.spawn(work::feed(stream, queue.clone(), flag));
     }
-    let readers: Arc<[reflector::Store<CertificateSigningRequest>]> =
-        stores.iter().map(|(_, r)| r.clone()).collect();
+    let readers = stores.iter().map(|(_, r)| r.clone()).collect();
+    CsrCaches {
+        stores,
+        readers,
+        synced,
+        feeds,
+    }
+}
 
-    {
-        let queue = queue.clone();
-        let readers = readers.clone();
-        let reconcile_all = triggers(&leader, config.resync_period);
-        feeds.spawn(async move {
-            let mut reconcile_all = std::pin::pin!(reconcile_all);
-            while reconcile_all.next().await.is_some() {
-                for store in readers.iter() {
-                    for csr in store.state() {
-                        queue.add_csr(&csr);
-                    }
-                }
+/// Queues every cached CSR each time `triggers` fires (leadership gained, resync period).
+async fn reconcile_all_on_triggers(
+    queue: Arc<work::WorkQueue>,
+    readers: Arc<[reflector::Store<CertificateSigningRequest>]>,
+    triggers: impl futures::Stream<Item = ()>,
+) {
+    let mut triggers = std::pin::pin!(triggers);
+    while triggers.next().await.is_some() {
+        for store in readers.iter() {
+            for csr in store.state() {
+                queue.add_csr(&csr);
             }
-        });
+        }
     }
+}
 
+/// `--concurrency` workers in total, shared by both signers.
+fn start_workers(
+    config: &Config,
+    queue: &Arc<work::WorkQueue>,
+    readers: &Arc<[reflector::Store<CertificateSigningRequest>]>,
+    ctx: &Arc<Context>,
+    work_stop: &CancellationToken,
+) -> tokio::task::JoinSet<()> {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..config.concurrency.max(1) {
         workers.spawn(work::worker(
@@ -285,97 +359,98 @@ pub async fn run_with(
             work_stop.clone(),
         ));
     }
+    workers
+}
 
-    let http_state = Arc::new(http::HttpState {
-        registry,
-        metrics: metrics.clone(),
-        stores: stores.clone(),
-        queue: queue.clone(),
-        ready: std::sync::atomic::AtomicBool::new(false),
-        ctx: ctx.clone(),
-    });
+/// Serve: binds `--metrics-bind-address` (a bind error stops start-up) and serves
+/// `/metrics`, `/healthz` and `/readyz` until `stop`.
+async fn serve_http(
+    config: &Config,
+    state: Arc<http::HttpState>,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ControllerError> {
     let listener = tokio::net::TcpListener::bind(config.metrics_bind_address)
         .await
         .map_err(|source| ControllerError::Bind {
             addr: config.metrics_bind_address,
             source,
         })?;
-    let http_stop = CancellationToken::new();
-    let server = {
-        let stop = http_stop.clone();
-        axum::serve(listener, http::router(http_state.clone()))
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .into_future()
-    };
-    let server = tokio::spawn(server);
+    let server = axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future();
+    Ok(tokio::spawn(server))
+}
 
-    {
-        let s = http_state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            while !synced_flags.iter().all(|f| f.load(Ordering::Relaxed)) {
-                tick.tick().await;
+/// Marks the daemon ready once every watch has listed, then refreshes the gauges and drops
+/// memos of vanished CSRs every 30 s (never on a scrape: a read has no side effects).
+async fn ready_then_housekeeping(
+    state: Arc<http::HttpState>,
+    synced: Vec<Arc<std::sync::atomic::AtomicBool>>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while !synced.iter().all(|f| f.load(Ordering::Relaxed)) {
+        tick.tick().await;
+    }
+    state.ready.store(true, Ordering::Relaxed);
+    tracing::info!("CSR caches synced; ready");
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        http::update_gauges(&state);
+        http::prune_memos(&state);
+    }
+}
+
+/// `--clean-expired-tokens`: runs `token_cleaner` for one leadership term at a time.
+async fn clean_tokens_while_leading(
+    mut leader: LeaderHandle,
+    client: kube::Client,
+    stop: CancellationToken,
+    token_cleaner: TermJob,
+) {
+    // Deletions are idempotent (UID precondition), but only the leader acts, like every
+    // other write of this daemon: the cleaner is stopped when we step down.
+    loop {
+        tokio::select! {
+            led = leader.became_leader() => {
+                if !led {
+                    return;
+                }
             }
-            s.ready.store(true, Ordering::Relaxed);
-            tracing::info!("CSR caches synced; ready");
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tick.tick().await;
-                http::update_gauges(&s);
-                http::prune_memos(&s);
+            _ = stop.cancelled() => return,
+        }
+        let term = stop.child_token();
+        let mut watching = leader.clone();
+        let end_term = term.clone();
+        let ended = tokio::spawn(async move {
+            tokio::select! {
+                _ = watching.stopped_leading() => end_term.cancel(),
+                _ = end_term.cancelled() => {}
             }
         });
+        tracing::info!("expired bootstrap-token cleaner started");
+        if let Err(error) = token_cleaner(client.clone(), term.clone()).await {
+            tracing::error!(%error, "expired bootstrap-token cleaner stopped");
+        }
+        term.cancel();
+        let _ = ended.await;
+        // After an error while still leading, retry only in a later term.
+        tokio::select! {
+            _ = leader.stopped_leading() => {}
+            _ = stop.cancelled() => return,
+        }
     }
+}
 
-    if config.clean_expired_tokens {
-        let mut leader = leader.clone();
-        let client = client.clone();
-        let stop = work_stop.clone();
-        tokio::spawn(async move {
-            // Deletions are idempotent (UID precondition), but only the leader acts, like
-            // every other write of this daemon: the cleaner runs for one leadership term at
-            // a time and is stopped when we step down.
-            loop {
-                tokio::select! {
-                    led = leader.became_leader() => {
-                        if !led {
-                            return;
-                        }
-                    }
-                    _ = stop.cancelled() => return,
-                }
-                let term = stop.child_token();
-                let mut watching = leader.clone();
-                let end_term = term.clone();
-                let ended = tokio::spawn(async move {
-                    tokio::select! {
-                        _ = watching.stopped_leading() => end_term.cancel(),
-                        _ = end_term.cancelled() => {}
-                    }
-                });
-                tracing::info!("expired bootstrap-token cleaner started");
-                if let Err(error) = token_cleaner(client.clone(), term.clone()).await {
-                    tracing::error!(%error, "expired bootstrap-token cleaner stopped");
-                }
-                term.cancel();
-                let _ = ended.await;
-                // After an error while still leading, retry only in a later term.
-                tokio::select! {
-                    _ = leader.stopped_leading() => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
-    }
-
-    tracing::info!(
-        identity = %config.identity,
-        leader_election = config.lease.is_some(),
-        dry_run = config.dry_run,
-        deny_invalid = config.deny_invalid,
-        "tlsboot controller starting"
-    );
-
+/// Runs until SIGTERM/SIGINT (finish in-flight CSRs, then hand the lease over: Ok), lease
+/// loss (fail-stop: Err) or the workers ending; the workers are stopped on return.
+async fn run_until_stopped(
+    config: &Config,
+    mut workers: tokio::task::JoinSet<()>,
+    elector_task: Option<ElectorTask>,
+    work_stop: &CancellationToken,
+    lease_stop: &CancellationToken,
+) -> Result<(), ControllerError> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ControllerError::Signals)?;
     let shutdown_signal = async move {
@@ -399,7 +474,7 @@ pub async fn run_with(
     };
     tokio::pin!(elector_done);
 
-    let result = tokio::select! {
+    tokio::select! {
         sig = shutdown_signal => {
             tracing::info!(signal = sig, timeout = ?config.shutdown_timeout, "shutting down: finishing in-flight CSRs");
             work_stop.cancel();
@@ -437,12 +512,5 @@ pub async fn run_with(
             tracing::warn!("controllers ended unexpectedly");
             Ok(())
         }
-    };
-    drop(work);
-    feeds.abort_all();
-    http_stop.cancel();
-    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
-        tracing::warn!(error = %e, "metrics server ended with an error");
     }
-    result
 }

@@ -209,121 +209,167 @@ pub async fn reconcile(
     act(csr, ctx, decision).instrument(span).await
 }
 
+/// One CSR, by the policy's verdict: forget it, queue it for a person, refuse it, or ask the
+/// SubjectAccessReviews and approve.
 async fn act(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
     decision: policy::Decision,
 ) -> Result<Next, ReconcileError> {
-    let name = csr_name(&csr).to_owned();
-    let uid = csr.metadata.uid.clone().unwrap_or_else(|| name.clone());
-    let signer = csr.spec.signer_name.clone();
-
-    let verdict = match (decision.class, decision.verdict) {
-        // A serving CSR is a person's call whatever its checks say: never denied or
-        // auto-handled here, only queued with its failed checks named.
-        (policy::SignerClass::KubeletServing, Verdict::Reject) => Verdict::Manual,
-        (_, v) => v,
-    };
-    match verdict {
+    let uid = csr
+        .metadata
+        .uid
+        .clone()
+        .unwrap_or_else(|| csr_name(&csr).to_owned());
+    // The policy alone picks the verdict (a serving CSR is Manual even when its checks fail),
+    // so `tlsboot inspect` and `tlsboot list` show exactly what the daemon does.
+    match decision.verdict {
         Verdict::Ignore => {
             ctx.forget(&uid);
             Ok(Next::Done)
         }
         Verdict::Manual => {
-            if ctx.first_report(&uid, EVENT_AWAITING_REVIEW) {
-                ctx.metrics.decision(&signer, Outcome::queued_for_review);
-                let failed = decision.checks.iter().filter(|c| !c.passed).count();
-                tracing::info!(
-                    decision = "queued-for-review",
-                    failed_checks = failed,
-                    "serving CSR needs a person"
-                );
-                let note = format!(
-                    "kubelet serving certificates are never auto-approved: a person must review it \
-                     (tlsboot inspect {name}; tlsboot approve {name}); {}",
-                    if failed == 0 {
-                        "all checks pass".to_owned()
-                    } else {
-                        format!("{failed} check(s) fail: {}", decision.violations.join("; "))
-                    }
-                );
-                publish_event(&ctx, &csr, "Normal", EVENT_AWAITING_REVIEW, "Queue", note).await;
-            }
+            queue_for_review(&ctx, &csr, &uid, &decision).await;
             Ok(Next::Done)
         }
         Verdict::Reject => {
-            let reasons = decision.violations.join("; ");
-            if ctx.config.deny_invalid {
-                let message = format!("Denied by tlsboot: {reasons}");
-                let outcome = write(
-                    &ctx,
-                    &csr,
-                    ApprovalDecision::Deny,
-                    REASON_DENIED_INVALID,
-                    &message,
-                )
-                .await?;
-                if outcome {
-                    ctx.metrics.decision(&signer, Outcome::denied);
-                    tracing::info!(decision = "denied", reasons = %reasons, "denied invalid kubelet client CSR");
-                }
-            } else if ctx.first_report(&uid, EVENT_INVALID) {
-                ctx.metrics.decision(&signer, Outcome::invalid);
-                tracing::info!(decision = "invalid", reasons = %reasons, "ignoring invalid kubelet client CSR");
-                let note = format!(
-                    "not approving: the request is not a valid kubelet client certificate request: {reasons}"
-                );
-                publish_event(&ctx, &csr, "Warning", EVENT_INVALID, "Validate", note).await;
-            }
+            refuse_invalid(&ctx, &csr, &uid, &decision).await?;
             Ok(Next::Done)
         }
-        Verdict::Authorize => {
-            for sub in decision.subject_access_reviews.iter().copied() {
-                if sar_allowed(&ctx, &csr, sub).await? {
-                    let message = sub.approval_message();
-                    if write(
-                        &ctx,
-                        &csr,
-                        ApprovalDecision::Approve,
-                        policy::REASON_AUTO_APPROVED,
-                        message,
-                    )
-                    .await?
-                    {
-                        ctx.metrics.decision(&signer, Outcome::approved);
-                        if let Some(created) = &csr.metadata.creation_timestamp {
-                            let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
-                            ctx.metrics.create_to_approved.observe(secs.max(0.0));
-                        }
-                        tracing::info!(
-                            decision = "approved",
-                            subresource = sub.as_str(),
-                            "approved kubelet client CSR"
-                        );
-                    }
-                    ctx.forget(&uid);
-                    return Ok(Next::Done);
-                }
-            }
-            let explanation = authz::explain_refusal(&csr, &decision.subject_access_reviews);
-            if ctx.first_report(&uid, EVENT_NOT_AUTHORIZED) {
-                ctx.metrics.decision(&signer, Outcome::not_authorized);
-                tracing::info!(decision = "not-authorized", "{explanation}");
-                publish_event(
-                    &ctx,
-                    &csr,
-                    "Warning",
-                    EVENT_NOT_AUTHORIZED,
-                    "Authorize",
-                    explanation,
-                )
-                .await;
-            }
-            let delay = ctx.next_backoff(&uid);
-            tracing::debug!(?delay, "requeueing refused CSR");
-            Ok(Next::RetryAfter(delay))
+        Verdict::Authorize => authorize(&ctx, &csr, &uid, &decision).await,
+    }
+}
+
+/// Manual: one AwaitingReview Event saying how to review it and which checks fail.
+async fn queue_for_review(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    uid: &str,
+    decision: &policy::Decision,
+) {
+    if !ctx.first_report(uid, EVENT_AWAITING_REVIEW) {
+        return;
+    }
+    let name = csr_name(csr);
+    ctx.metrics
+        .decision(&csr.spec.signer_name, Outcome::queued_for_review);
+    let failed = decision.checks.iter().filter(|c| !c.passed).count();
+    tracing::info!(
+        decision = "queued-for-review",
+        failed_checks = failed,
+        "serving CSR needs a person"
+    );
+    let note = format!(
+        "kubelet serving certificates are never auto-approved: a person must review it \
+         (tlsboot inspect {name}; tlsboot approve {name}); {}",
+        if failed == 0 {
+            "all checks pass".to_owned()
+        } else {
+            format!("{failed} check(s) fail: {}", decision.violations.join("; "))
+        }
+    );
+    publish_event(ctx, csr, "Normal", EVENT_AWAITING_REVIEW, "Queue", note).await;
+}
+
+/// Reject: Denied with `--deny-invalid`, otherwise one InvalidRequest Event.
+async fn refuse_invalid(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    uid: &str,
+    decision: &policy::Decision,
+) -> Result<(), ReconcileError> {
+    let signer = &csr.spec.signer_name;
+    let reasons = decision.violations.join("; ");
+    if ctx.config.deny_invalid {
+        let message = format!("Denied by tlsboot: {reasons}");
+        if write(
+            ctx,
+            csr,
+            ApprovalDecision::Deny,
+            REASON_DENIED_INVALID,
+            &message,
+        )
+        .await?
+        {
+            ctx.metrics.decision(signer, Outcome::denied);
+            tracing::info!(decision = "denied", reasons = %reasons, "denied invalid kubelet client CSR");
+        }
+    } else if ctx.first_report(uid, EVENT_INVALID) {
+        ctx.metrics.decision(signer, Outcome::invalid);
+        tracing::info!(decision = "invalid", reasons = %reasons, "ignoring invalid kubelet client CSR");
+        let note = format!(
+            "not approving: the request is not a valid kubelet client certificate request: {reasons}"
+        );
+        publish_event(ctx, csr, "Warning", EVENT_INVALID, "Validate", note).await;
+    }
+    Ok(())
+}
+
+/// Authorize: the SubjectAccessReviews in upstream order; the first allowed one approves.
+/// All refused: one NotAuthorized Event, then retry with backoff (RBAC may change).
+async fn authorize(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    uid: &str,
+    decision: &policy::Decision,
+) -> Result<Next, ReconcileError> {
+    for sub in decision.subject_access_reviews.iter().copied() {
+        if sar_allowed(ctx, csr, sub).await? {
+            approve(ctx, csr, sub).await?;
+            ctx.forget(uid);
+            return Ok(Next::Done);
         }
     }
+    let explanation = authz::explain_refusal(csr, &decision.subject_access_reviews);
+    if ctx.first_report(uid, EVENT_NOT_AUTHORIZED) {
+        ctx.metrics
+            .decision(&csr.spec.signer_name, Outcome::not_authorized);
+        tracing::info!(decision = "not-authorized", "{explanation}");
+        publish_event(
+            ctx,
+            csr,
+            "Warning",
+            EVENT_NOT_AUTHORIZED,
+            "Authorize",
+            explanation,
+        )
+        .await;
+    }
+    let delay = ctx.next_backoff(uid);
+    tracing::debug!(?delay, "requeueing refused CSR");
+    Ok(Next::RetryAfter(delay))
+}
+
+/// Writes the approval `sub` allowed, and counts it when this replica wrote it.
+async fn approve(
+    ctx: &Context,
+    csr: &CertificateSigningRequest,
+    sub: SarSubresource,
+) -> Result<(), ReconcileError> {
+    let message = sub.approval_message();
+    if !write(
+        ctx,
+        csr,
+        ApprovalDecision::Approve,
+        policy::REASON_AUTO_APPROVED,
+        message,
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    ctx.metrics
+        .decision(&csr.spec.signer_name, Outcome::approved);
+    if let Some(created) = &csr.metadata.creation_timestamp {
+        let secs = Timestamp::now().duration_since(created.0).as_secs_f64();
+        ctx.metrics.create_to_approved.observe(secs.max(0.0));
+    }
+    tracing::info!(
+        decision = "approved",
+        subresource = sub.as_str(),
+        "approved kubelet client CSR"
+    );
+    Ok(())
 }
 
 async fn sar_allowed(

@@ -42,9 +42,10 @@ impl SignerClass {
 pub enum Verdict {
     /// Content is a valid kubelet client request; the SubjectAccessReviews decide.
     Authorize,
-    /// Content is invalid for its signer.
+    /// A kubelet-client request whose content is invalid.
     Reject,
-    /// A kubelet-serving request with valid content: a person decides.
+    /// A kubelet-serving request, whatever its checks say: a person decides. Failed checks are
+    /// still listed in [`Decision::violations`] for that person.
     Manual,
     /// Not ours, or already decided.
     Ignore,
@@ -138,6 +139,20 @@ pub fn decide_with_parse(facts: &CsrFacts<'_>, parsed: Result<ParsedCsr, ParseEr
     decide_class(facts, class, parsed)
 }
 
+/// The verdict for a CSR that was looked at, from its class and whether every check passed.
+/// A serving CSR is always a person's call, even when its checks fail: its SANs are
+/// self-reported, so no rule here can prove it good, and failing one does not prove it
+/// malicious (a renamed node, a stale address) — the person sees the violations and decides.
+/// Upstream never auto-decides serving CSRs either. Only a client CSR is rejected outright.
+fn verdict_for(class: SignerClass, all_checks_pass: bool) -> Verdict {
+    match (class, all_checks_pass) {
+        (SignerClass::KubeletClient, true) => Verdict::Authorize,
+        (SignerClass::KubeletClient, false) => Verdict::Reject,
+        (SignerClass::KubeletServing, _) => Verdict::Manual,
+        (SignerClass::Other, _) => Verdict::Ignore,
+    }
+}
+
 fn decide_class(
     facts: &CsrFacts<'_>,
     class: SignerClass,
@@ -158,7 +173,7 @@ fn decide_class(
             checks.push(Check::fail(failed, reason.clone()));
             return Decision {
                 class,
-                verdict: Verdict::Reject,
+                verdict: verdict_for(class, false),
                 subject_access_reviews: Vec::new(),
                 violations: vec![reason],
                 checks,
@@ -175,12 +190,7 @@ fn decide_class(
         SignerClass::Other => {}
     }
     let violations: Vec<String> = checks.iter().filter_map(|c| c.detail.clone()).collect();
-    let verdict = match (class, violations.is_empty()) {
-        (SignerClass::KubeletClient, true) => Verdict::Authorize,
-        (SignerClass::KubeletServing, true) => Verdict::Manual,
-        (SignerClass::Other, _) => Verdict::Ignore,
-        (_, false) => Verdict::Reject,
-    };
+    let verdict = verdict_for(class, violations.is_empty());
     let subject_access_reviews = if verdict == Verdict::Authorize {
         super::sar::recognized_subresources(facts.username, &parsed)
     } else {

@@ -21,6 +21,31 @@ pub struct CsrFacts<'a> {
     pub issued: bool,
 }
 
+/// A CSR status with these `(type, status)` conditions and, when given, this certificate: the
+/// one way unit tests of every layer write a decided (or failed, or issued) CSR.
+#[cfg(test)]
+pub(crate) fn test_status(
+    conditions: &[(&str, &str)],
+    certificate: Option<&[u8]>,
+) -> k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus {
+    use k8s_openapi::api::certificates::v1::{
+        CertificateSigningRequestCondition, CertificateSigningRequestStatus,
+    };
+    CertificateSigningRequestStatus {
+        conditions: Some(
+            conditions
+                .iter()
+                .map(|(t, s)| CertificateSigningRequestCondition {
+                    type_: (*t).into(),
+                    status: (*s).into(),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        certificate: certificate.map(|c| k8s_openapi::ByteString(c.to_vec())),
+    }
+}
+
 impl<'a> CsrFacts<'a> {
     pub fn from_csr(csr: &'a CertificateSigningRequest) -> Self {
         let spec = &csr.spec;

@@ -29,6 +29,8 @@ pub use csr::{
 };
 pub use decision::{Decision, SignerClass, Verdict, decide, decide_with_parse};
 pub use facts::CsrFacts;
+#[cfg(test)]
+pub(crate) use facts::test_status;
 pub use kubelet_serving::{NodeAddress, SanMatch, compare_sans_with_node};
 pub use names::{
     canonical_ip, normalize_dns_name, reserved_dns_name, reserved_ip, validate_dns1123_subdomain,

@@ -196,12 +196,19 @@ fn check_decision(spec: &Spec, request: &[u8], d: &Decision) -> Result<(), TestC
             );
         }
         Verdict::Reject => {
+            // Only client CSRs are rejected; a failing serving CSR goes to a person.
+            prop_assert_eq!(d.class, SignerClass::KubeletClient);
             prop_assert!(!d.violations.is_empty());
             prop_assert!(d.subject_access_reviews.is_empty());
         }
         Verdict::Manual => {
+            // Every serving CSR, failing checks or not; its violations are kept for the person.
             prop_assert_eq!(d.class, SignerClass::KubeletServing);
-            prop_assert!(d.violations.is_empty());
+            prop_assert!(d.subject_access_reviews.is_empty());
+            prop_assert_eq!(
+                d.violations.len(),
+                d.checks.iter().filter(|c| !c.passed).count()
+            );
         }
         Verdict::Ignore => {
             prop_assert!(d.ignore_reason.is_some());
@@ -339,7 +346,13 @@ proptest! {
         for spec in [Spec::bootstrap(), Spec::serving()] {
             let d = spec.decide(&bytes);
             check_decision(&spec, &bytes, &d)?;
-            prop_assert_eq!(d.verdict, Verdict::Reject);
+            let expected = if spec.signer == SIGNER_KUBELET_SERVING {
+                Verdict::Manual
+            } else {
+                Verdict::Reject
+            };
+            prop_assert_eq!(d.verdict, expected);
+            prop_assert!(!d.violations.is_empty());
         }
         // Random bytes wrapped as a PEM body reach the DER parser.
         let wrapped = pem(&bytes);
@@ -534,6 +547,28 @@ struct Shape {
     usages: Vec<&'static str>,
     username: &'static str,
     groups: Vec<&'static str>,
+}
+
+impl Shape {
+    /// The subject's CN values, in order (the model and the parse check read the same list).
+    fn common_names(&self) -> Vec<&'static str> {
+        self.subject_values(|a| {
+            if let Attr::Cn(_, v) = a {
+                Some(v)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The subject's O values, in order.
+    fn organizations(&self) -> Vec<&'static str> {
+        self.subject_values(|a| if let Attr::O(_, v) = a { Some(v) } else { None })
+    }
+
+    fn subject_values(&self, pick: fn(&Attr) -> Option<&&'static str>) -> Vec<&'static str> {
+        self.subject.iter().filter_map(pick).copied().collect()
+    }
 }
 
 const VALID_CN: &str = "system:node:worker-1";
@@ -1095,26 +1130,18 @@ fn model(shape: &Shape) -> (Verdict, Vec<&'static str>) {
     } else {
         None
     };
+    // A serving CSR goes to a person whatever fails; only a client CSR is rejected.
+    let failing_verdict = if shape.signer == SIGNER_KUBELET_CLIENT {
+        Verdict::Reject
+    } else {
+        Verdict::Manual
+    };
     if let Some(stage) = stage {
-        return (Verdict::Reject, vec![stage]);
+        return (failing_verdict, vec![stage]);
     }
 
-    let cns: Vec<&str> = shape
-        .subject
-        .iter()
-        .filter_map(|a| match a {
-            Attr::Cn(_, v) => Some(*v),
-            _ => None,
-        })
-        .collect();
-    let orgs: Vec<&str> = shape
-        .subject
-        .iter()
-        .filter_map(|a| match a {
-            Attr::O(_, v) => Some(*v),
-            _ => None,
-        })
-        .collect();
+    let cns = shape.common_names();
+    let orgs = shape.organizations();
     let last_cn = cns.last().copied().unwrap_or("");
     let has = |f: fn(&San) -> bool| shape.sans.iter().any(f);
     let dns = has(|s| matches!(s, San::Dns(_)));
@@ -1212,7 +1239,7 @@ fn model(shape: &Shape) -> (Verdict, Vec<&'static str>) {
     let verdict = match (client, failed.is_empty()) {
         (true, true) => Verdict::Authorize,
         (false, true) => Verdict::Manual,
-        (_, false) => Verdict::Reject,
+        (_, false) => failing_verdict,
     };
     (verdict, failed)
 }
@@ -1239,24 +1266,8 @@ fn check_against_model(shape: &Shape) -> Result<(), TestCaseError> {
     );
     if let Some(parsed) = &d.parsed {
         // The parser read exactly what was built.
-        let cns: Vec<&str> = shape
-            .subject
-            .iter()
-            .filter_map(|a| match a {
-                Attr::Cn(_, v) => Some(*v),
-                _ => None,
-            })
-            .collect();
-        let orgs: Vec<&str> = shape
-            .subject
-            .iter()
-            .filter_map(|a| match a {
-                Attr::O(_, v) => Some(*v),
-                _ => None,
-            })
-            .collect();
-        prop_assert_eq!(&parsed.common_names, &cns);
-        prop_assert_eq!(&parsed.organizations, &orgs);
+        prop_assert_eq!(&parsed.common_names, &shape.common_names());
+        prop_assert_eq!(&parsed.organizations, &shape.organizations());
         let dns: Vec<&str> = shape
             .sans
             .iter()

@@ -302,8 +302,17 @@ fn assert_authorize(d: &Decision, sars: &[SarSubresource]) {
     assert!(d.checks.iter().all(|c| c.passed));
 }
 
-fn assert_reject(d: &Decision, first_violation: &str) {
-    assert_eq!(d.verdict, Verdict::Reject, "{d:#?}");
+/// What a CSR whose checks fail gets: a client CSR is rejected; a serving CSR still goes to a
+/// person (docs/security.md, kubelet-serving), who sees the same violations.
+fn failing_verdict(d: &Decision) -> Verdict {
+    match d.class {
+        SignerClass::KubeletServing => Verdict::Manual,
+        _ => Verdict::Reject,
+    }
+}
+
+fn assert_violates(d: &Decision, first_violation: &str) {
+    assert_eq!(d.verdict, failing_verdict(d), "{d:#?}");
     assert!(d.subject_access_reviews.is_empty());
     assert_eq!(
         d.violations.first().map(String::as_str),
@@ -313,8 +322,8 @@ fn assert_reject(d: &Decision, first_violation: &str) {
     );
 }
 
-fn assert_parse_reject(d: &Decision, stage_name: &str, pred: impl Fn(&str) -> bool) {
-    assert_eq!(d.verdict, Verdict::Reject, "{d:#?}");
+fn assert_parse_fails(d: &Decision, stage_name: &str, pred: impl Fn(&str) -> bool) {
+    assert_eq!(d.verdict, failing_verdict(d), "{d:#?}");
     assert!(d.parsed.is_none());
     let last = d.checks.last().unwrap();
     assert_eq!(last.name, stage_name, "{:#?}", d.checks);
@@ -514,7 +523,7 @@ fn case_2_other_signers_are_ignored() {
 fn case_3_second_organization_is_rejected() {
     // Two O values: rcgen cannot make this; committed openssl fixture.
     let d = Spec::bootstrap().decide(fixture("two-o.csr.pem"));
-    assert_reject(&d, ORGANIZATION_NOT_SYSTEM_NODES);
+    assert_violates(&d, ORGANIZATION_NOT_SYSTEM_NODES);
     assert_eq!(failed(&d), [check::ORGANIZATION]);
     assert_eq!(
         d.parsed.unwrap().organizations,
@@ -529,7 +538,7 @@ fn case_3_second_organization_is_rejected() {
         (OID_CN, utf8(NODE_USER)),
     ]);
     let der = sign(&key, tbs(0, subject, &key, &[]), OID_ECDSA_SHA256);
-    assert_reject(
+    assert_violates(
         &Spec::bootstrap().decide(pem(&der)),
         ORGANIZATION_NOT_SYSTEM_NODES,
     );
@@ -545,7 +554,7 @@ fn case_4_wrong_or_missing_organization_is_rejected() {
         Some("system:nodes "),
     ] {
         let d = Spec::bootstrap().decide(csr(&key, Some(NODE_USER), o, vec![]));
-        assert_reject(&d, ORGANIZATION_NOT_SYSTEM_NODES);
+        assert_violates(&d, ORGANIZATION_NOT_SYSTEM_NODES);
     }
 }
 
@@ -560,12 +569,12 @@ fn case_5_common_name_prefix_is_case_sensitive() {
         " system:node:n1",
     ] {
         let d = Spec::bootstrap().decide(csr(&key, Some(cn), Some(ORG_SYSTEM_NODES), vec![]));
-        assert_reject(&d, COMMON_NAME_NOT_SYSTEM_NODE);
+        assert_violates(&d, COMMON_NAME_NOT_SYSTEM_NODE);
         // No node name to judge when the prefix is wrong.
         assert!(d.checks.iter().all(|c| c.name != check::NODE_NAME));
     }
     let d = Spec::bootstrap().decide(csr(&key, None, Some(ORG_SYSTEM_NODES), vec![]));
-    assert_reject(&d, COMMON_NAME_NOT_SYSTEM_NODE);
+    assert_violates(&d, COMMON_NAME_NOT_SYSTEM_NODE);
     assert!(
         d.violations
             .iter()
@@ -586,7 +595,7 @@ fn case_6_and_7_sans_on_client_csrs_are_rejected_in_upstream_order() {
     ];
     for (sans, msg) in cases {
         let d = Spec::bootstrap().decide(csr(&key, Some(NODE_USER), Some(ORG_SYSTEM_NODES), sans));
-        assert_reject(&d, msg);
+        assert_violates(&d, msg);
         assert_eq!(d.violations.len(), 1);
     }
     // All at once: reported in upstream's order (DNS, email, IP, URI).
@@ -629,7 +638,7 @@ fn case_8_usages_must_match_a_set_exactly() {
         &["Digital Signature", "Client Auth"],
     ] {
         let d = Spec::bootstrap().usages(usages).decide(&key);
-        assert_reject(&d, CLIENT_USAGES_DID_NOT_MATCH);
+        assert_violates(&d, CLIENT_USAGES_DID_NOT_MATCH);
         assert_eq!(failed(&d), [check::USAGES], "{usages:?}");
     }
 }
@@ -706,7 +715,7 @@ fn case_12_non_csr_pem_and_garbage_are_rejected_for_our_signers() {
     ] {
         for spec in [Spec::bootstrap(), Spec::serving()] {
             let d = spec.decide(&request);
-            assert_parse_reject(&d, stage::PEM, |v| v == expected);
+            assert_parse_fails(&d, stage::PEM, |v| v == expected);
             assert!(d.violations[0].starts_with(PEM_BLOCK_TYPE_MUST_BE_CSR));
         }
         let d = Spec::bootstrap().signer("example.com/x").decide(&request);
@@ -740,7 +749,7 @@ fn node_name_must_be_a_dns1123_subdomain() {
         Some(ORG_SYSTEM_NODES),
         vec![],
     ));
-    assert_reject(&d, "the node name after \"system:node:\" is empty");
+    assert_violates(&d, "the node name after \"system:node:\" is empty");
     assert_eq!(failed(&d), [check::NODE_NAME]);
     for bad in [
         "Worker-1",
@@ -802,34 +811,34 @@ fn other_san_types_are_rejected() {
 #[test]
 fn weak_and_unsupported_signatures_are_rejected_by_name() {
     let d = Spec::renewal().decide(fixture("sha1-rsa.csr.pem"));
-    assert_parse_reject(&d, stage::SIGNATURE_ALGORITHM, |v| {
+    assert_parse_fails(&d, stage::SIGNATURE_ALGORITHM, |v| {
         v == "SHA1-RSA signatures are not accepted: the hash is broken; use SHA-256 or stronger"
     });
     let d = Spec::renewal().decide(fixture("sha1-ecdsa.csr.pem"));
-    assert_parse_reject(&d, stage::SIGNATURE_ALGORITHM, |v| {
+    assert_parse_fails(&d, stage::SIGNATURE_ALGORITHM, |v| {
         v.starts_with("ECDSA-SHA1 signatures")
     });
     let d = Spec::renewal().decide(fixture("p521.csr.pem"));
-    assert_parse_reject(&d, stage::PUBLIC_KEY, |v| {
+    assert_parse_fails(&d, stage::PUBLIC_KEY, |v| {
         v == "unsupported elliptic curve P-521; only P-256 and P-384 are accepted"
     });
     let d = Spec::renewal().decide(fixture("rsa-1024.csr.pem"));
-    assert_parse_reject(&d, stage::PUBLIC_KEY, |v| {
+    assert_parse_fails(&d, stage::PUBLIC_KEY, |v| {
         v == "RSA key is 1024 bits; at least 2048 are required"
     });
 
     let key = p256();
     let t = tbs(0, node_subject(), &key, &[]);
     let d = Spec::renewal().decide(pem(&sign(&key, t.clone(), "1.2.840.113549.1.1.11")));
-    assert_parse_reject(&d, stage::SIGNATURE_ALGORITHM, |v| {
+    assert_parse_fails(&d, stage::SIGNATURE_ALGORITHM, |v| {
         v == "signature algorithm SHA256-RSA does not match the ECDSA P-256 public key"
     });
     let d = Spec::renewal().decide(pem(&sign(&key, t.clone(), "1.2.840.10045.4.3.4")));
-    assert_parse_reject(&d, stage::SIGNATURE_ALGORITHM, |v| {
+    assert_parse_fails(&d, stage::SIGNATURE_ALGORITHM, |v| {
         v == "unsupported signature algorithm ECDSA-SHA512"
     });
     let d = Spec::renewal().decide(pem(&sign(&key, t, "1.2.3.4")));
-    assert_parse_reject(&d, stage::SIGNATURE_ALGORITHM, |v| {
+    assert_parse_fails(&d, stage::SIGNATURE_ALGORITHM, |v| {
         v == "unsupported signature algorithm 1.2.3.4"
     });
 }
@@ -837,7 +846,7 @@ fn weak_and_unsupported_signatures_are_rejected_by_name() {
 #[test]
 fn tampered_signatures_are_rejected() {
     let d = Spec::renewal().decide(fixture("tampered-signature.csr.pem"));
-    assert_parse_reject(&d, stage::SIGNATURE, |v| {
+    assert_parse_fails(&d, stage::SIGNATURE, |v| {
         v == "the signature does not verify with the request's own public key"
     });
 
@@ -847,14 +856,14 @@ fn tampered_signatures_are_rejected() {
     let mut bad = good.clone();
     bad[pos + 7] = b'2';
     let d = Spec::renewal().decide(pem(&bad));
-    assert_parse_reject(&d, stage::SIGNATURE, |_| true);
+    assert_parse_fails(&d, stage::SIGNATURE, |_| true);
 
     // A signature made by a different key.
     let (k1, k2) = (p256(), p256());
     let mut t = tbs(0, node_subject(), &k1, &[]);
     let forged = sign(&k2, t.clone(), OID_ECDSA_SHA256);
     let d = Spec::renewal().decide(pem(&forged));
-    assert_parse_reject(&d, stage::SIGNATURE, |_| true);
+    assert_parse_fails(&d, stage::SIGNATURE, |_| true);
     // And the same TBS signed by its own key is fine (the helper is not the reason).
     t = tbs(0, node_subject(), &k1, &[]);
     assert_eq!(
@@ -869,7 +878,7 @@ fn tampered_signatures_are_rejected() {
 fn repeated_extension_requests_and_extensions_are_rejected() {
     // Two SAN extensions in one extensionRequest (committed openssl fixture).
     let d = Spec::serving().decide(fixture("dup-san.csr.pem"));
-    assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+    assert_parse_fails(&d, stage::ATTRIBUTES, |v| {
         v == "extension 2.5.29.17 is requested more than once"
     });
 
@@ -887,7 +896,7 @@ fn repeated_extension_requests_and_extensions_are_rejected() {
         ],
     );
     let d = Spec::serving().decide(pem(&sign(&key, t, OID_ECDSA_SHA256)));
-    assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+    assert_parse_fails(&d, stage::ATTRIBUTES, |v| {
         v == "PKCS#10 attribute 1.2.840.113549.1.9.14 appears more than once"
     });
 
@@ -901,7 +910,7 @@ fn repeated_extension_requests_and_extensions_are_rejected() {
     ]);
     let t = tbs(0, node_subject(), &key, &[two_values]);
     let d = Spec::serving().decide(pem(&sign(&key, t, OID_ECDSA_SHA256)));
-    assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+    assert_parse_fails(&d, stage::ATTRIBUTES, |v| {
         v == "PKCS#10 attribute 1.2.840.113549.1.9.14 must have exactly one value, has 2"
     });
 
@@ -919,7 +928,7 @@ fn repeated_extension_requests_and_extensions_are_rejected() {
         .serialize_request_with_attributes(&key, vec![attr])
         .unwrap();
     let d = Spec::serving().decide(request.pem().unwrap());
-    assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+    assert_parse_fails(&d, stage::ATTRIBUTES, |v| {
         v.contains("appears more than once")
     });
 }
@@ -964,11 +973,11 @@ fn malformed_structures_are_rejected_with_named_reasons() {
     // Bytes after the DER.
     let mut trailing = good.clone();
     trailing.extend([0x05, 0x00]);
-    assert_parse_reject(&Spec::renewal().decide(pem(&trailing)), stage::DER, |v| {
+    assert_parse_fails(&Spec::renewal().decide(pem(&trailing)), stage::DER, |v| {
         v.contains("after the last element")
     });
     // Truncated DER.
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::renewal().decide(pem(&good[..good.len() - 10])),
         stage::DER,
         |_| true,
@@ -981,14 +990,14 @@ fn malformed_structures_are_rejected_with_named_reasons() {
         tlv(0xa0, &[]),
         tlv(0x05, &[]),
     ]);
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::DER,
         |v| v.contains("attributes"),
     );
     // Version 2.
     let t = tbs(1, node_subject(), &key, &[]);
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::DER,
         |v| v == "unsupported CertificationRequest version 1; only v1 (0) exists",
@@ -999,7 +1008,7 @@ fn malformed_structures_are_rejected_with_named_reasons() {
         (OID_CN, tlv(0x1e, b"\0s\0y")),
     ]);
     let t = tbs(0, subject, &key, &[]);
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::SUBJECT_AND_SANS,
         |v| v.starts_with("subject attribute 2.5.4.3 is not"),
@@ -1014,7 +1023,7 @@ fn malformed_structures_are_rejected_with_named_reasons() {
             &[1, 2, 3, 4, 5],
         )])])],
     );
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::serving().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::SUBJECT_AND_SANS,
         |v| v == "subjectAltName entry is malformed: IP address of length 5",
@@ -1024,7 +1033,7 @@ fn malformed_structures_are_rejected_with_named_reasons() {
     value.extend(seq(&[dns_name("kubernetes")]));
     let ext = seq(&[oid(OID_SAN), tlv(0x04, &value)]);
     let t = tbs(0, node_subject(), &key, &[extension_request(&[ext])]);
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::serving().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::ATTRIBUTES,
         |v| v.starts_with("requested extension 2.5.29.17 is malformed"),
@@ -1035,7 +1044,7 @@ fn malformed_structures_are_rejected_with_named_reasons() {
     let n = non_der[1] & 0x7f;
     non_der[1] = 0x80 | (n + 1);
     non_der.insert(2, 0);
-    assert_parse_reject(&Spec::renewal().decide(pem(&non_der)), stage::DER, |v| {
+    assert_parse_fails(&Spec::renewal().decide(pem(&non_der)), stage::DER, |v| {
         v.contains("not minimally encoded")
     });
 }
@@ -1059,7 +1068,7 @@ fn pem_framing_is_strict() {
         ),
     ] {
         let d = Spec::renewal().decide(&request);
-        assert_parse_reject(&d, stage::PEM, |v| v.contains(reason));
+        assert_parse_fails(&d, stage::PEM, |v| v.contains(reason));
     }
 }
 
@@ -1069,7 +1078,7 @@ fn megabytes_of_garbage_are_refused_before_decoding() {
     let d = Spec::bootstrap().decide(&garbage);
     // Refused by the size check alone: no later stage ran, nothing was parsed.
     assert!(d.parsed.is_none());
-    assert_parse_reject(&d, stage::REQUEST_SIZE, |v| {
+    assert_parse_fails(&d, stage::REQUEST_SIZE, |v| {
         v == "request is 4194304 bytes, more than the 65536-byte limit"
     });
     assert_eq!(d.checks.len(), 1);
@@ -1104,7 +1113,7 @@ fn serving_flags_api_server_identities_and_foreign_requesters() {
         ],
     );
     let d = Spec::serving().decide(&hostile);
-    assert_eq!(d.verdict, Verdict::Reject);
+    assert_eq!(d.verdict, Verdict::Manual);
     assert_eq!(failed(&d), [check::NO_API_SERVER_IDENTITY]);
     let v = &d.violations[0];
     for needle in [
@@ -1149,14 +1158,14 @@ fn serving_flags_api_server_identities_and_foreign_requesters() {
 fn serving_upstream_rules_use_upstream_strings() {
     let key = p256();
     let no_sans = csr(&key, Some(NODE_USER), Some(ORG_SYSTEM_NODES), vec![]);
-    assert_reject(&Spec::serving().decide(&no_sans), DNS_OR_IP_SAN_REQUIRED);
+    assert_violates(&Spec::serving().decide(&no_sans), DNS_OR_IP_SAN_REQUIRED);
     let with_ip = csr(
         &key,
         Some(NODE_USER),
         Some(ORG_SYSTEM_NODES),
         vec![ip("10.0.0.5")],
     );
-    assert_reject(
+    assert_violates(
         &Spec::serving()
             .usages(&["digital signature", "client auth"])
             .decide(&with_ip),
@@ -1244,8 +1253,7 @@ fn sans_are_compared_with_the_node_addresses() {
 fn facts_from_a_kubernetes_object() {
     use k8s_openapi::ByteString;
     use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequest, CertificateSigningRequestCondition,
-        CertificateSigningRequestSpec, CertificateSigningRequestStatus,
+        CertificateSigningRequest, CertificateSigningRequestSpec,
     };
     let request = kubelet_client_csr(&p256());
     let mut csr = CertificateSigningRequest {
@@ -1272,27 +1280,13 @@ fn facts_from_a_kubernetes_object() {
     assert_eq!(CsrFacts::from_csr(&csr).name, "node-csr-abc");
 
     // A Denied condition with status False still counts (upstream matches on type only).
-    csr.status = Some(CertificateSigningRequestStatus {
-        conditions: Some(vec![CertificateSigningRequestCondition {
-            type_: "Denied".into(),
-            status: "False".into(),
-            ..Default::default()
-        }]),
-        certificate: None,
-    });
+    csr.status = Some(test_status(&[("Denied", "False")], None));
     let facts = CsrFacts::from_csr(&csr);
     assert!(facts.denied && !facts.approved && !facts.issued);
     assert_eq!(decide(&facts).verdict, Verdict::Ignore);
 
     // An empty certificate is not "issued"; a non-empty one is.
-    csr.status = Some(CertificateSigningRequestStatus {
-        conditions: Some(vec![CertificateSigningRequestCondition {
-            type_: "Failed".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]),
-        certificate: Some(ByteString(vec![])),
-    });
+    csr.status = Some(test_status(&[("Failed", "True")], Some(b"")));
     let facts = CsrFacts::from_csr(&csr);
     assert!(!facts.issued && !facts.approved && !facts.denied);
     assert_eq!(decide(&facts).verdict, Verdict::Authorize);
@@ -1330,7 +1324,7 @@ fn decide_with_parse_uses_the_callers_result() {
     let spec = Spec::bootstrap();
     let err = ParseError::RequestEncoding(Base64Error::BadLength);
     let d = decide_with_parse(&spec.facts(b""), Err(err));
-    assert_parse_reject(&d, stage::PEM, |v| {
+    assert_parse_fails(&d, stage::PEM, |v| {
         v == "spec.request is not valid base64: length is not a multiple of 4"
     });
     let request = kubelet_client_csr(&p256());
@@ -1447,7 +1441,7 @@ fn printable_string_accepts_exactly_gos_set() {
             let shown = format!("OU={}", String::from_utf8(value.to_vec()).unwrap());
             assert!(subject.ends_with(&shown), "{subject}");
         } else {
-            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
                 v.starts_with(&format!(
                     "subject attribute 2.5.4.11 is not a valid PrintableString: byte 0x{b:02x}"
                 )) && v.contains("at offset 1 is outside the PrintableString set")
@@ -1467,7 +1461,7 @@ fn printable_string_accepts_exactly_gos_set() {
                 (OID_CN, printable(bad.as_bytes())),
             ],
         ));
-        assert_parse_reject(
+        assert_parse_fails(
             &d,
             stage::SUBJECT_AND_SANS,
             subject_reason(OID_CN, "PrintableString"),
@@ -1489,7 +1483,7 @@ fn numeric_string_accepts_digits_and_space_only() {
                 d.violations
             );
         } else {
-            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
                 v == format!(
                     "subject attribute 2.5.4.11 is not a valid NumericString: byte {} at offset 1 is not a digit or a space",
                     if b.is_ascii_graphic() {
@@ -1518,7 +1512,7 @@ fn ia5_string_accepts_ascii_only() {
                 d.violations
             );
         } else {
-            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
                 v == format!(
                     "subject attribute {OID_EMAIL} is not a valid IA5String: byte 0x{b:02x} at offset 1 is not ASCII"
                 )
@@ -1533,7 +1527,7 @@ fn ia5_string_accepts_ascii_only() {
             (OID_CN, tlv(0x16, "system:node:wörker".as_bytes())),
         ],
     ));
-    assert_parse_reject(
+    assert_parse_fails(
         &d,
         stage::SUBJECT_AND_SANS,
         subject_reason(OID_CN, "IA5String"),
@@ -1572,7 +1566,7 @@ fn utf8_string_must_be_valid_utf8() {
                 &key,
                 &[(OID_O, utf8(ORG_SYSTEM_NODES)), (attr, tlv(0x0c, bad))],
             ));
-            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
                 v == format!(
                     "subject attribute {attr} is not a valid UTF8String: the bytes from offset {offset} are not valid UTF-8"
                 )
@@ -1617,7 +1611,7 @@ fn bmp_and_t61_strings_are_checked_like_go_and_never_read_as_cn_or_o() {
         ),
     ] {
         let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, tlv(0x1e, bad))]));
-        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
             v == format!("subject attribute 2.5.4.11 is not a valid BMPString: {reason}")
         });
     }
@@ -1637,7 +1631,7 @@ fn bmp_and_t61_strings_are_checked_like_go_and_never_read_as_cn_or_o() {
             attrs.retain(|(o, _)| *o != attr);
             attrs.push((attr, tlv(tag, &content)));
             let d = Spec::renewal().decide(request_with_subject(&key, &attrs));
-            assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+            assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
                 v == format!(
                     "subject attribute {attr} is not a PrintableString, UTF8String, IA5String or NumericString"
                 )
@@ -1658,7 +1652,7 @@ fn non_string_subject_values_go_validates_are_refused() {
         (tlv(0x18, b"20300101000000Z"), "GeneralizedTime"),
     ] {
         let d = Spec::renewal().decide(client_request_with(&key, &[(OID_OU, value)]));
-        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
             v == format!(
                 "subject attribute 2.5.4.11 holds a value of type {type_name}; only string values are accepted in the subject"
             )
@@ -1707,7 +1701,7 @@ fn san_names_must_be_ia5_strings_like_go() {
     // A URI goes through Go's url.Parse, which refuses control characters first of all.
     for uri in [&b"spiffe://x\x7f"[..], b"spiffe://x\x00", b"\x1fspiffe://x"] {
         let d = serving(&[dns_name("worker-1"), tlv(0x86, uri)]);
-        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
             v.starts_with(
                 "subjectAltName entry is malformed: uniformResourceIdentifier has a control character at offset",
             )
@@ -1720,14 +1714,14 @@ fn san_names_must_be_ia5_strings_like_go() {
     ] {
         // Valid UTF-8 that is not ASCII: x509-parser reads it, Go refuses it.
         let d = serving(&[dns_name("worker-1"), tlv(tag, "wörker-1".as_bytes())]);
-        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
             v == format!(
                 "subjectAltName entry is malformed: {kind} is not an IA5String: byte 0xc3 at offset 1 is not ASCII"
             )
         });
         // Not UTF-8 at all: x509-parser already marks the entry invalid.
         let d = serving(&[dns_name("worker-1"), tlv(tag, b"worker-\xff")]);
-        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
             v == format!(
                 "subjectAltName entry is malformed: entry with tag [{}] does not decode",
                 tag & 0x1f
@@ -1751,7 +1745,7 @@ fn san_entries_must_use_their_der_form() {
     // The only DNS name is a constructed [2]: Go ignores it (and would refuse the request for
     // having no DNS or IP SAN); x509-parser reads its content as a name.
     let d = serving(&[tlv(0xa2, &tlv(0x16, b"worker-1"))]);
-    assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+    assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
         v == "subjectAltName entry is malformed: entry [2] is constructed; DER encodes it primitive"
     });
     for (entry, reason) in [
@@ -1774,13 +1768,13 @@ fn san_entries_must_use_their_der_form() {
         (tlv(0x89, &[1]), "entry with tag [9] is not a GeneralName"),
     ] {
         let d = serving(&[dns_name("worker-1"), entry]);
-        assert_parse_reject(&d, stage::SUBJECT_AND_SANS, |v| {
+        assert_parse_fails(&d, stage::SUBJECT_AND_SANS, |v| {
             v == format!("subjectAltName entry is malformed: {reason}")
         });
     }
     // A universal-class entry: x509-parser already refuses the whole extension.
     let d = serving(&[dns_name("worker-1"), tlv(0x02, &[1])]);
-    assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+    assert_parse_fails(&d, stage::ATTRIBUTES, |v| {
         v.starts_with("requested extension 2.5.29.17 is malformed")
     });
 }
@@ -1799,7 +1793,7 @@ fn challenge_password_is_refused_whatever_its_string_type() {
         let attr = seq(&[oid(OID_CHALLENGE_PASSWORD), set(&[value])]);
         let t = tbs(0, node_subject(), &key, &[attr]);
         let d = Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256)));
-        assert_parse_reject(&d, stage::ATTRIBUTES, |v| {
+        assert_parse_fails(&d, stage::ATTRIBUTES, |v| {
             v.starts_with(
                 "PKCS#10 attribute challengePassword (1.2.840.113549.1.9.7) is not accepted",
             )
@@ -1807,7 +1801,7 @@ fn challenge_password_is_refused_whatever_its_string_type() {
     }
     // What a real client writes: OpenSSL's `[req_attributes] challengePassword` (UTF8String).
     let d = Spec::renewal().decide(fixture("challenge-password.csr.pem"));
-    assert_parse_reject(&d, stage::ATTRIBUTES, |v| v.contains("challengePassword"));
+    assert_parse_fails(&d, stage::ATTRIBUTES, |v| v.contains("challengePassword"));
     // Every stage before it passed: the rest of the request is well-formed.
     assert!(d.checks[..d.checks.len() - 1].iter().all(|c| c.passed));
     assert!(!d.violations[0].contains("not-a-real-password"));

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use super::assess::{Assessment, ClusterFacts, assess};
-use super::error::{ReviewError, report};
+use super::error::{ReviewError, exit_code, report};
 use super::format::{for_output, resource_name, terminal_safe};
 use super::list::{sort_queue, to_json_pretty};
 use super::session::Session;
@@ -396,20 +396,11 @@ async fn approve(conn: &Connection, args: &ApproveArgs) -> Result<ExitCode, Revi
             );
             continue;
         }
-        match decide_one(&session, csr, &facts, &req).await {
-            Ok(done) => print_done(&mut out, &done, "approved", req.dry_run, args.flags.output)?,
-            Err(e) => {
-                report(&e);
-                failed = true;
-            }
+        if !decide_and_print(&session, csr, &facts, &req, args.flags.output, &mut out).await? {
+            failed = true;
         }
-        out.flush()?;
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_code(failed))
 }
 
 async fn decide_named(
@@ -420,20 +411,8 @@ async fn decide_named(
     reason: Option<&str>,
 ) -> Result<ExitCode, ReviewError> {
     let session = Session::connect(conn).await?;
-    let mut failed = false;
-    let mut csrs = Vec::new();
-    for name in names {
-        match session.get_csr(name).await {
-            Ok(c) => csrs.push(c),
-            Err(e @ (ReviewError::Unreachable { .. } | ReviewError::Connection(_))) => {
-                return Err(e);
-            }
-            Err(e) => {
-                report(&e);
-                failed = true;
-            }
-        }
-    }
+    let (csrs, all_read) = session.get_csrs(names).await?;
+    let mut failed = !all_read;
     if csrs.is_empty() {
         return Ok(ExitCode::FAILURE);
     }
@@ -444,9 +423,9 @@ async fn decide_named(
         ClusterFacts::default()
     };
     let user = current_user(&session).await;
-    let (via, verb) = match decision {
-        ApprovalDecision::Approve => (Via::Approve, "approved"),
-        ApprovalDecision::Deny => (Via::Deny, "denied"),
+    let via = match decision {
+        ApprovalDecision::Approve => Via::Approve,
+        ApprovalDecision::Deny => Via::Deny,
     };
     let req = DecisionRequest {
         decision,
@@ -458,62 +437,60 @@ async fn decide_named(
     };
     let mut out = std::io::stdout().lock();
     for csr in csrs {
-        match decide_one(&session, csr, &facts, &req).await {
-            Ok(done) => {
-                if matches!(done, Done::Already(_)) && !flags.force {
-                    let name = match &done {
-                        Done::Written(c) | Done::Already(c) => {
-                            c.metadata.name.clone().unwrap_or_default()
-                        }
-                    };
-                    eprintln!(
-                        "note: {} was already {verb}; nothing was changed",
-                        terminal_safe(&name)
-                    );
-                }
-                print_done(&mut out, &done, verb, req.dry_run, flags.output)?;
-            }
-            Err(e) => {
-                report(&e);
-                failed = true;
-            }
+        if !decide_and_print(&session, csr, &facts, &req, flags.output, &mut out).await? {
+            failed = true;
         }
-        out.flush()?;
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_code(failed))
+}
+
+/// Writes one decision and prints it as kubectl does; `false` (after saying why on stderr)
+/// when it could not be written. Deciding a CSR the same way twice changes nothing: said
+/// unless `--force` asked to write it anyway.
+async fn decide_and_print(
+    session: &Session,
+    csr: CertificateSigningRequest,
+    facts: &ClusterFacts,
+    req: &DecisionRequest<'_>,
+    output: Option<DecisionOutput>,
+    out: &mut impl Write,
+) -> Result<bool, ReviewError> {
+    let verb = match req.decision {
+        ApprovalDecision::Approve => "approved",
+        ApprovalDecision::Deny => "denied",
+    };
+    let done = match decide_one(session, csr, facts, req).await {
+        Ok(done) => done,
+        Err(e) => {
+            report(&e);
+            return Ok(false);
+        }
+    };
+    if let Done::Already(c) = &done
+        && !req.force
+    {
+        eprintln!(
+            "note: {} was already {verb}; nothing was changed",
+            terminal_safe(c.metadata.name.as_deref().unwrap_or_default())
+        );
+    }
+    print_done(out, &done, verb, req.dry_run, output)?;
+    out.flush()?;
+    Ok(true)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::review::assess::ClusterFacts;
+    use crate::review::assess::tests::node_facts;
     use crate::review::assess::tests::serving_csr;
-    use crate::review::assess::{ClusterFacts, OwnedAddress};
-    use std::collections::BTreeMap;
 
     fn facts_with_n1() -> ClusterFacts {
-        let mut nodes = BTreeMap::new();
-        nodes.insert(
-            "n1".to_string(),
-            vec![
-                OwnedAddress {
-                    kind: "InternalIP".into(),
-                    address: "10.1.0.1".into(),
-                },
-                OwnedAddress {
-                    kind: "Hostname".into(),
-                    address: "n1".into(),
-                },
-            ],
-        );
         ClusterFacts {
-            nodes: Ok(nodes),
             api_service_ips: Ok(vec!["10.0.0.1".parse().unwrap()]),
-            ..ClusterFacts::default()
+            ..node_facts(&[("n1", &[("InternalIP", "10.1.0.1"), ("Hostname", "n1")])])
         }
     }
 

@@ -754,6 +754,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// What the cluster said: these Nodes with their `(kind, address)` pairs, no Service IPs.
+    pub(crate) fn node_facts(nodes: &[(&str, &[(&str, &str)])]) -> ClusterFacts {
+        ClusterFacts {
+            nodes: Ok(nodes
+                .iter()
+                .map(|(name, list)| ((*name).to_owned(), addrs(list)))
+                .collect()),
+            api_service_ips: Ok(vec![]),
+            ..ClusterFacts::default()
+        }
+    }
+
     fn addrs(list: &[(&str, &str)]) -> Vec<OwnedAddress> {
         list.iter()
             .map(|(k, a)| OwnedAddress {
@@ -1169,18 +1181,8 @@ pub(crate) mod tests {
 
     #[test]
     fn decided_csrs_are_still_assessed() {
-        use k8s_openapi::api::certificates::v1::{
-            CertificateSigningRequestCondition, CertificateSigningRequestStatus,
-        };
         let mut csr = serving_csr("csr-7", "system:node:n1", "n1", &["n1", "10.1.0.1"]);
-        csr.status = Some(CertificateSigningRequestStatus {
-            conditions: Some(vec![CertificateSigningRequestCondition {
-                type_: "Approved".into(),
-                status: "True".into(),
-                ..Default::default()
-            }]),
-            certificate: None,
-        });
+        csr.status = Some(policy::test_status(&[("Approved", "True")], None));
         let a = assess(&csr, &facts());
         assert!(!a.checks.is_empty());
         assert!(a.passes());

@@ -94,3 +94,12 @@ pub fn report(e: &ReviewError) {
         eprintln!("{text}");
     }
 }
+
+/// A command's exit status once every item was tried: failure when any failed.
+pub fn exit_code(failed: bool) -> std::process::ExitCode {
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}

@@ -184,9 +184,7 @@ mod tests {
     use super::*;
     use crate::cluster::csr_status::awaits_decision;
     use k8s_openapi::ByteString;
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestStatus,
-    };
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus;
 
     const S: i128 = 1_000_000_000;
 
@@ -238,20 +236,12 @@ mod tests {
     }
 
     fn csr_with(conditions: &[&str], cert: bool) -> CertificateSigningRequest {
+        let conditions: Vec<(&str, &str)> = conditions.iter().map(|t| (*t, "True")).collect();
         CertificateSigningRequest {
-            status: Some(CertificateSigningRequestStatus {
-                conditions: Some(
-                    conditions
-                        .iter()
-                        .map(|t| CertificateSigningRequestCondition {
-                            type_: (*t).into(),
-                            status: "True".into(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                certificate: cert.then(|| ByteString(b"-----BEGIN CERTIFICATE-----".to_vec())),
-            }),
+            status: Some(crate::policy::test_status(
+                &conditions,
+                cert.then_some(b"-----BEGIN CERTIFICATE-----".as_slice()),
+            )),
             ..Default::default()
         }
     }

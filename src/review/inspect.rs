@@ -13,7 +13,7 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use serde::Serialize;
 
 use super::assess::{Assessment, assess};
-use super::error::{ReviewError, report};
+use super::error::{ReviewError, exit_code};
 use super::format::{condition_column, terminal_safe, translate_timestamp_since};
 use super::inspect_file::{InspectFileArgs, OutputFormat};
 use super::render::{gc_info, inspect_view};
@@ -176,11 +176,7 @@ async fn inspect(conn: &Connection, args: &InspectArgs) -> Result<ExitCode, Revi
             }
         }
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_code(failed))
 }
 
 /// Fetches, assesses and prints `names`; `false` when any could not be shown.
@@ -190,20 +186,7 @@ async fn online(
     output: OutputFormat,
     printed: &mut usize,
 ) -> Result<bool, ReviewError> {
-    let mut ok = true;
-    let mut csrs: Vec<CertificateSigningRequest> = Vec::new();
-    for name in names {
-        match session.get_csr(name).await {
-            Ok(c) => csrs.push(c),
-            Err(e @ (ReviewError::Unreachable { .. } | ReviewError::Connection(_))) => {
-                return Err(e);
-            }
-            Err(e) => {
-                report(&e);
-                ok = false;
-            }
-        }
-    }
+    let (csrs, ok) = session.get_csrs(names).await?;
     if csrs.is_empty() {
         return Ok(ok);
     }

@@ -255,11 +255,7 @@ pub fn run_with(
         }
     }
     out.flush()?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::error::exit_code(failed))
 }
 
 fn read_input(path: &Path, stdin: &mut dyn Read) -> Result<Vec<u8>, InputError> {
@@ -623,19 +619,31 @@ fn write_text(out: &mut dyn Write, r: &Report) -> io::Result<()> {
                 sars.join(", then ")
             )
         }
-        Verdict::Reject => match r.violations.len() {
-            1 => "1 violation".to_owned(),
-            n => format!("{n} violations"),
+        Verdict::Reject => violation_count(r.violations.len()),
+        // Failed checks do not change a serving verdict; they are what the person weighs.
+        Verdict::Manual => match r.violations.len() {
+            0 => {
+                "kubelet-serving certificates are never auto-approved; a person decides".to_owned()
+            }
+            n => format!(
+                "kubelet-serving certificates are never auto-approved; a person decides, \
+                 weighing {}",
+                violation_count(n)
+            ),
         },
-        Verdict::Manual => {
-            "kubelet-serving certificates are never auto-approved; a person decides".to_owned()
-        }
         Verdict::Ignore => r
             .ignore_reason
             .as_deref()
             .map_or_else(String::new, |s| clean(s).into_owned()),
     };
     writeln!(out, "  verdict:     {} ({why})", r.verdict.as_str())
+}
+
+fn violation_count(n: usize) -> String {
+    match n {
+        1 => "1 violation".to_owned(),
+        n => format!("{n} violations"),
+    }
 }
 
 impl Report {
@@ -650,10 +658,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use k8s_openapi::ByteString;
-    use k8s_openapi::api::certificates::v1::{
-        CertificateSigningRequestCondition, CertificateSigningRequestSpec,
-        CertificateSigningRequestStatus,
-    };
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec;
     use serde_json::{Value, json};
 
     #[derive(Parser)]
@@ -776,10 +781,11 @@ mod tests {
             ),
             ("csr-9dq4m", "kubelet-serving", "manual", json!([])),
             ("csr-escalate", "kubelet-client", "reject", json!([])),
+            // Serving CSRs go to a person even when checks fail; the violations stay listed.
             (
                 "csr-impersonate-apiserver",
                 "kubelet-serving",
-                "reject",
+                "manual",
                 json!([]),
             ),
             ("csr-garbage", "kubelet-client", "reject", json!([])),
@@ -920,7 +926,18 @@ mod tests {
             b"",
         );
         assert_eq!(r[0]["class"], "kubelet-serving");
-        assert_eq!(r[0]["verdict"], "reject");
+        // A client request sent to the serving signer fails its checks but is still a person's
+        // call; the failures are listed for them.
+        assert_eq!(r[0]["verdict"], "manual");
+        assert!(
+            r[0]["violations"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!(
+                    policy::upstream::SERVING_USAGES_DID_NOT_MATCH
+                ))),
+            "{}",
+            r[0]
+        );
 
         let (r, _) = json_reports(&[path, "--signer-name", "example.com/other"], b"");
         assert_eq!(r[0]["verdict"], "ignore");
@@ -1029,14 +1046,7 @@ mod tests {
             "csr-done",
             p256_csr_pem("system:node:worker-1", vec![]).into_bytes(),
         );
-        csr.status = Some(CertificateSigningRequestStatus {
-            conditions: Some(vec![CertificateSigningRequestCondition {
-                type_: "Approved".into(),
-                status: "True".into(),
-                ..Default::default()
-            }]),
-            certificate: None,
-        });
+        csr.status = Some(policy::test_status(&[("Approved", "True")], None));
         let file = write_temp(serde_json::to_string(&csr).unwrap().as_bytes());
         let (r, _) = json_reports(&[file.path().to_str().unwrap()], b"");
         assert_eq!(r[0]["verdict"], "ignore");

@@ -180,11 +180,7 @@ async fn review(conn: &Connection, args: &ReviewArgs) -> Result<ExitCode, Review
 }
 
 fn exit(t: &Tally) -> ExitCode {
-    if t.failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    super::error::exit_code(t.failed > 0)
 }
 
 async fn watch(

@@ -403,9 +403,8 @@ async fn watch(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::review::assess::tests::node_facts;
     use crate::review::assess::tests::serving_csr;
-    use crate::review::assess::{ClusterFacts, OwnedAddress};
-    use std::collections::BTreeMap;
 
     #[test]
     fn signers_resolve_aliases_and_default_to_both_kubelet_signers() {
@@ -428,19 +427,7 @@ mod tests {
     #[test]
     fn rows_show_node_sans_checks_and_condition() {
         let csr = serving_csr("csr-a", "system:node:n1", "n1", &["n1", "10.1.0.7"]);
-        let mut nodes = BTreeMap::new();
-        nodes.insert(
-            "n1".to_string(),
-            vec![OwnedAddress {
-                kind: "InternalIP".into(),
-                address: "10.1.0.7".into(),
-            }],
-        );
-        let facts = ClusterFacts {
-            nodes: Ok(nodes),
-            api_service_ips: Ok(vec![]),
-            ..ClusterFacts::default()
-        };
+        let facts = node_facts(&[("n1", &[("InternalIP", "10.1.0.7")])]);
         let a = assess(&csr, &facts);
         // DNS:n1 is not reported by the Node (no Hostname address): one failed check.
         let r = row(&csr, &a, "3m".into(), false);
@@ -514,18 +501,7 @@ mod tests {
         // A change that shows is printed again, except under -o name (its line is the same).
         let mut approved = csr.clone();
         approved.metadata.resource_version = Some("42".into());
-        approved.status = Some(
-            k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus {
-                conditions: Some(vec![
-                    k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition {
-                        type_: "Approved".into(),
-                        status: "True".into(),
-                        ..Default::default()
-                    },
-                ]),
-                ..Default::default()
-            },
-        );
+        approved.status = Some(crate::policy::test_status(&[("Approved", "True")], None));
         let approved_row = row(
             &approved,
             &assess(&approved, &ClusterFacts::default()),

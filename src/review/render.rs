@@ -345,14 +345,14 @@ fn view(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::review::assess::{ClusterFacts, OwnedAddress, assess};
+    use crate::review::assess::assess;
+    use crate::review::assess::tests::node_facts;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::certificates::v1::{
         CertificateSigningRequestCondition, CertificateSigningRequestSpec,
         CertificateSigningRequestStatus,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-    use std::collections::BTreeMap;
 
     fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
@@ -436,32 +436,10 @@ mod tests {
         );
         c.metadata.creation_timestamp = Some(Time(ts("2026-01-01T00:00:00Z")));
         c.spec.expiration_seconds = Some(3600);
-        let mut nodes = BTreeMap::new();
-        nodes.insert(
-            "n1".to_string(),
-            vec![
-                OwnedAddress {
-                    kind: "InternalIP".into(),
-                    address: "10.1.0.1".into(),
-                },
-                OwnedAddress {
-                    kind: "Hostname".into(),
-                    address: "n1".into(),
-                },
-            ],
-        );
-        nodes.insert(
-            "n2".to_string(),
-            vec![OwnedAddress {
-                kind: "InternalIP".into(),
-                address: "10.1.0.2".into(),
-            }],
-        );
-        let facts = ClusterFacts {
-            nodes: Ok(nodes),
-            api_service_ips: Ok(vec![]),
-            ..ClusterFacts::default()
-        };
+        let facts = node_facts(&[
+            ("n1", &[("InternalIP", "10.1.0.1"), ("Hostname", "n1")][..]),
+            ("n2", &[("InternalIP", "10.1.0.2")]),
+        ]);
         let a = assess(&c, &facts);
         let v = inspect_view(&c, &a, ts("2026-01-01T00:05:00Z"));
         assert!(v.contains("Requestor:          system:node:n1\n"), "{v}");

@@ -92,6 +92,29 @@ impl Session {
             .map_err(|e| self.read_error(Access::GetCsr(name), e))
     }
 
+    /// The CSRs that could be read, in `names` order, and whether all could. A missing or
+    /// forbidden one is reported on stderr and skipped; an unreachable cluster stops it all.
+    pub async fn get_csrs(
+        &self,
+        names: &[String],
+    ) -> Result<(Vec<CertificateSigningRequest>, bool), ReviewError> {
+        let mut all = true;
+        let mut csrs = Vec::with_capacity(names.len());
+        for name in names {
+            match self.get_csr(name).await {
+                Ok(c) => csrs.push(c),
+                Err(e @ (ReviewError::Unreachable { .. } | ReviewError::Connection(_))) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    super::error::report(&e);
+                    all = false;
+                }
+            }
+        }
+        Ok((csrs, all))
+    }
+
     /// CSRs of `signers` (all signers when empty), one list call per signer (the API's field
     /// selector matches one value).
     pub async fn list_csrs(

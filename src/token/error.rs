@@ -73,14 +73,7 @@ impl TokenError {
 mod tests {
     use super::*;
 
-    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status {
-            code,
-            reason: reason.into(),
-            message: message.into(),
-            ..kube::core::Status::default()
-        }))
-    }
+    use crate::cluster::api_answer as api;
 
     #[test]
     fn api_errors_name_the_action_and_the_cause() {
