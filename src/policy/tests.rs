@@ -1820,7 +1820,7 @@ fn attribute_type_and_value_with_a_context_specific_tag_is_refused() {
         set(&[seq(&[oid(OID_CN), utf8(NODE_USER)])]),
     ]);
     let request = pem(&sign(&key, tbs(0, subject, &key, &[]), OID_ECDSA_SHA256));
-    assert_parse_reject(&Spec::renewal().decide(request), stage::DER, |v| {
+    assert_parse_fails(&Spec::renewal().decide(request), stage::DER, |v| {
         v.contains("AttributeTypeAndValue is not a SEQUENCE")
     });
     // The same request with the right tag is authorized: only the tag differs.
@@ -1847,7 +1847,7 @@ fn pss_mask_generation_oid_with_another_tag_is_refused() {
         .unwrap();
     let mut retagged = good.clone();
     retagged[at] = 0x01;
-    assert_parse_reject(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
+    assert_parse_fails(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
         v.contains("RSASSA-PSS parameters")
     });
 }
@@ -1861,7 +1861,7 @@ fn extension_id_with_another_tag_is_refused() {
     let uri = tlv(0x86, b"spiffe://example/node");
     let ext = seq(&[tlv(0x55, &[0x1d, 0x11, 0x06]), tlv(0x04, &seq(&[uri]))]);
     let t = tbs(0, node_subject(), &key, &[extension_request(&[ext])]);
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::DER,
         |v| v.contains("extension id: expected tag 0x06, found 0x55"),
@@ -1880,7 +1880,7 @@ fn ec_named_curve_with_another_tag_is_refused() {
         .unwrap();
     spki[at] = 0x2e;
     let t = seq(&[tlv(0x02, &[0]), node_subject(), spki, tlv(0xa0, &[])]);
-    assert_parse_reject(
+    assert_parse_fails(
         &Spec::renewal().decide(pem(&sign(&key, t, OID_ECDSA_SHA256))),
         stage::DER,
         |v| v.contains("EC named curve: expected tag 0x06, found 0x2e"),
@@ -1899,7 +1899,7 @@ fn pss_hash_parameters_other_than_null_are_refused() {
         .unwrap();
     let mut retagged = good.clone();
     retagged[at + sha256_null.len() - 2] = 0x0d;
-    assert_parse_reject(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
+    assert_parse_fails(&Spec::renewal().decide(pem(&retagged)), stage::DER, |v| {
         v.contains("a hash's parameters are neither absent nor NULL")
     });
 }

@@ -12,24 +12,46 @@ use tlsboot_harness::binaries_for_tests;
 
 const NODES: u64 = 20;
 
-/// The newest modification time under `path` (a file, or a directory walked recursively) and
-/// the file that has it.
-fn newest(path: &Path) -> Option<(SystemTime, PathBuf)> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return Some((meta.modified().ok()?, path.to_path_buf()));
+/// The sources cargo builds `bin` from, as its dep-info files list them (paths relative to the
+/// workspace `root`): the binary's own crate (`src/main.rs`) and the `tlsboot` library, whose
+/// builds for linking write `deps/tlsboot-<hash>.d` files with a line for
+/// `libtlsboot-<hash>.rlib` (a clippy check of the test target writes only `.rmeta`, and lists
+/// test modules). Test-only modules are not in those, so a change to one does not make the
+/// binary stale (cargo does not rebuild it for that either). A file that no longer exists is
+/// from an older build and is left out.
+fn built_from(root: &Path, bin: &Path) -> Option<Vec<PathBuf>> {
+    let deps = bin.parent()?.join("deps");
+    let mut sources = vec![root.join("src/main.rs")];
+    for entry in std::fs::read_dir(&deps).ok()? {
+        let path = entry.ok()?.path();
+        if path.extension().is_none_or(|e| e != "d") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // One `<output>: <source> <source> …` line per output of the build; our paths hold
+        // no spaces (cargo would escape them).
+        for (output, files) in text.lines().filter_map(|l| l.split_once(": ")) {
+            let lib = Path::new(output)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libtlsboot-") && n.ends_with(".rlib"));
+            if lib {
+                sources.extend(files.split_whitespace().map(|f| root.join(f)));
+            }
+        }
     }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(|e| newest(&e.ok()?.path()))
-        .max_by_key(|(t, _)| *t)
+    sources.sort();
+    sources.dedup();
+    (sources.len() > 1).then_some(sources)
 }
 
 /// The daemon binary this test drives, which belongs to another package: cargo does not
 /// build it for this one. A workspace `cargo test` builds it (the root crate's integration
-/// tests need it). It must be at least as new as every source it is built from, or the
-/// benchmark would measure old code; the debug build is preferred, the release one is used
-/// when only it is fresh.
+/// tests need it). It must be at least as new as every source it was built from (its dep-info
+/// says which), or the benchmark would measure old code; the debug build is preferred, the
+/// release one is used when only it is fresh.
 fn tlsboot_bin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -38,34 +60,46 @@ fn tlsboot_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    // Only what cargo tracks by mtime for this binary: a lock-file or manifest change that does
-    // not concern it leaves it untouched, and would read as stale here.
-    let (source_time, source) = ["src", "build.rs"]
-        .iter()
-        .filter_map(|p| newest(&root.join(p)))
-        .max_by_key(|(t, _)| *t)
-        .expect("the root crate's sources");
     let mut stale = Vec::new();
     for profile in ["debug", "release"] {
         let bin = target.join(profile).join("tlsboot");
         let Ok(built) = std::fs::metadata(&bin).and_then(|m| m.modified()) else {
             continue;
         };
-        if built >= source_time {
+        let Some(sources) = built_from(&root, &bin) else {
+            stale.push(format!(
+                "{} (no dep-info for the tlsboot library)",
+                bin.display()
+            ));
+            continue;
+        };
+        let newer: Vec<String> = sources
+            .iter()
+            .filter(|s| {
+                std::fs::metadata(s)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t: SystemTime| t > built)
+            })
+            .map(|s| s.display().to_string())
+            .collect();
+        if newer.is_empty() {
             return bin;
         }
-        stale.push(bin.display().to_string());
+        stale.push(format!(
+            "{} (older than {})",
+            bin.display(),
+            newer.join(", ")
+        ));
     }
     panic!(
-        "no up-to-date tlsboot binary under {}: {} (older than {}); run `cargo build --bin \
-         tlsboot` first (a workspace `cargo test` builds it)",
+        "no up-to-date tlsboot binary under {}: {}; run `cargo build --bin tlsboot` first (a \
+         workspace `cargo test` builds it)",
         target.display(),
         if stale.is_empty() {
             "none built".to_string()
         } else {
-            format!("stale: {}", stale.join(", "))
+            format!("stale: {}", stale.join("; "))
         },
-        source.display()
     );
 }
 
