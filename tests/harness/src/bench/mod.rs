@@ -15,6 +15,9 @@
 //! records the same requester as for the node's own certificate, without N client certificates
 //! and connections.
 
+mod openloop;
+mod plot;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -137,6 +140,26 @@ pub struct BenchArgs {
     /// Seconds a stage may take before it counts as failed (0 = 60 s + N/5 s).
     #[arg(long, default_value_t = 0)]
     phase_timeout: u64,
+    /// Open loop instead of bursts: CSRs arrive evenly spaced at each of `--rates`, whatever
+    /// the approver does; latency percentiles, knee and cost per rate (see bench/openloop.rs).
+    #[arg(long)]
+    open_loop: bool,
+    /// Open loop: offered rates, CSRs per second, in increasing order.
+    #[arg(long, value_delimiter = ',', default_value = "5,20,50,100,200")]
+    rates: Vec<f64>,
+    /// Open loop: seconds of arrivals per rate.
+    #[arg(long, default_value_t = 30)]
+    stage_secs: u64,
+    /// Open loop: seconds after the last arrival for the approver to finish; what is not
+    /// approved by then counts as never approved.
+    #[arg(long, default_value_t = 30)]
+    drain_secs: u64,
+    /// Open loop: the knee is the highest rate whose p99 create → Approved is under this.
+    #[arg(long, default_value_t = 1000.0)]
+    p99_limit_ms: f64,
+    /// Open loop: where the plots (SVG, PNG) and the Markdown table go.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
 }
 
 fn workspace_root() -> PathBuf {
@@ -1232,6 +1255,9 @@ pub async fn bench(a: BenchArgs) -> anyhow::Result<()> {
         tlsboot_bin,
         args: &a,
     };
+    if a.open_loop {
+        return openloop::run(&env).await;
+    }
     let mut results = Vec::new();
     for rep in 1..=a.repetitions {
         for &phase in &a.phases {
