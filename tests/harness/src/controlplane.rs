@@ -389,7 +389,7 @@ impl ControlPlane {
             return Err(e);
         }
         cp.startup.total = t0.elapsed();
-        tracing::info!(url = %cp.server_url, dir = %cp.dir.display(), times = ?cp.startup, "control plane ready");
+        tracing::debug!(url = %cp.server_url, dir = %cp.dir.display(), times = ?cp.startup, "control plane ready");
         Ok(cp)
     }
 
