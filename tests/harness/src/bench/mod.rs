@@ -731,11 +731,17 @@ async fn wait_queued(
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    percentile_of(sorted, sorted.len(), p).unwrap_or(f64::NAN)
+}
+
+/// A percentile (nearest rank) over `n` samples of which only `finite` (sorted) are known; the
+/// rest are later than any known one. `None` when the percentile falls among the unknown.
+fn percentile_of(finite: &[f64], n: usize, p: f64) -> Option<f64> {
+    if n == 0 {
+        return None;
     }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    let rank = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n);
+    finite.get(rank - 1).copied()
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use serde_json::json;
 
 use super::{
-    Approver, BenchStage, Env, NODE_GROUPS, Phase, SeenMap, lock, observe, proc_status_kib, sample,
-    start_approver, wait_done,
+    Approver, BenchStage, Env, NODE_GROUPS, Phase, SeenMap, lock, observe, percentile_of,
+    proc_status_kib, sample, start_approver, wait_done,
 };
 use tlsboot_harness::kubelet::{create_csr_as, rotation_csr};
 use tlsboot_harness::{Component, KubeletOptions, SimKubelet};
@@ -67,16 +67,6 @@ fn loadavg() -> Option<f64> {
         .next()?
         .parse()
         .ok()
-}
-
-/// A percentile over `n` samples of which only `finite` (sorted) are known; the rest are
-/// later than any known one. `None` when the percentile falls among the unknown.
-fn percentile_of(finite: &[f64], n: usize, p: f64) -> Option<f64> {
-    if n == 0 {
-        return None;
-    }
-    let rank = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n);
-    finite.get(rank - 1).copied()
 }
 
 /// Files `n` CSRs of `kind` at `rate` per second, evenly spaced from now; returns (name,
@@ -337,6 +327,17 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
     v.map_or("—".into(), |v| format!("{v:.prec$}"))
 }
 
+/// Each (approver, kind) that has points, in the order they ran.
+fn pairs(points: &[RatePoint]) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for p in points {
+        if !out.contains(&(p.approver, p.kind)) {
+            out.push((p.approver, p.kind));
+        }
+    }
+    out
+}
+
 /// The Markdown table of every point, then one line per approver and kind with its knee.
 pub fn markdown(points: &[RatePoint], limit_ms: f64) -> String {
     let mut s = String::from(
@@ -370,12 +371,10 @@ pub fn markdown(points: &[RatePoint], limit_ms: f64) -> String {
             fmt_opt(p.loadavg_1m, 1),
         ));
     }
-    let mut pairs: Vec<(&str, &str)> = points.iter().map(|p| (p.approver, p.kind)).collect();
-    pairs.dedup();
     s.push_str(&format!(
         "\nKnee (highest offered rate with p99 < {limit_ms} ms):\n\n"
     ));
-    for (approver, kind) in pairs {
+    for (approver, kind) in pairs(points) {
         s.push_str(&format!(
             "- {approver} {kind}: {}\n",
             knee(points, approver, kind, limit_ms)
@@ -419,22 +418,18 @@ pub async fn run(env: &Env<'_>) -> anyhow::Result<()> {
         super::plot::p99_against_rate(&points, kind, a.p99_limit_ms, &svg)?;
         println!("plot: {}", svg.display());
         let png = svg.with_extension("png");
-        match super::plot::p99_against_rate_png(&points, kind, a.p99_limit_ms, &png) {
+        match super::plot::p99_against_rate(&points, kind, a.p99_limit_ms, &png) {
             Ok(()) => println!("plot: {}", png.display()),
             Err(e) => eprintln!("no PNG plot: {e:#}"),
         }
     }
     std::fs::write(dir.join("latency.md"), &table)
         .with_context(|| format!("write {}", dir.join("latency.md").display()))?;
-    let knees: serde_json::Map<String, serde_json::Value> = points
-        .iter()
-        .map(|p| format!("{}/{}", p.approver, p.kind))
-        .collect::<std::collections::BTreeSet<_>>()
+    let knees: serde_json::Map<String, serde_json::Value> = pairs(&points)
         .into_iter()
-        .map(|k| {
-            let (ap, kind) = k.split_once('/').unwrap_or((&k, ""));
+        .map(|(ap, kind)| {
             let v = knee(&points, ap, kind, a.p99_limit_ms);
-            (k.clone(), json!(v))
+            (format!("{ap}/{kind}"), json!(v))
         })
         .collect();
     let line = json!({

@@ -98,6 +98,8 @@ where
     Ok(())
 }
 
+const SIZE: (u32, u32) = (900, 560);
+
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// Registers [`FONT`] as "sans-serif" once per process.
@@ -116,7 +118,7 @@ fn register_font() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// Writes the SVG plot of `kind` to `path`.
+/// Writes the plot of `kind` to `path`: PNG for a `.png` file, SVG otherwise.
 pub fn p99_against_rate(
     points: &[RatePoint],
     kind: &str,
@@ -124,20 +126,22 @@ pub fn p99_against_rate(
     path: &Path,
 ) -> anyhow::Result<()> {
     register_font()?;
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    draw(root, points, kind, limit_ms).with_context(|| format!("write {}", path.display()))
-}
-
-/// The same plot as a PNG.
-pub fn p99_against_rate_png(
-    points: &[RatePoint],
-    kind: &str,
-    limit_ms: f64,
-    path: &Path,
-) -> anyhow::Result<()> {
-    register_font()?;
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-    draw(root, points, kind, limit_ms).with_context(|| format!("write {}", path.display()))
+    let drawn = if path.extension().is_some_and(|e| e == "png") {
+        draw(
+            BitMapBackend::new(path, SIZE).into_drawing_area(),
+            points,
+            kind,
+            limit_ms,
+        )
+    } else {
+        draw(
+            SVGBackend::new(path, SIZE).into_drawing_area(),
+            points,
+            kind,
+            limit_ms,
+        )
+    };
+    drawn.with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -172,7 +176,7 @@ mod tests {
         // ceiling: a line of 2 points; kcm: its unknown p99 ends the line after 1 point.
         assert_eq!(text.matches("<circle").count(), 3, "{text}");
         let png = dir.join("p.png");
-        p99_against_rate_png(&pts, "client", 1000.0, &png).unwrap();
+        p99_against_rate(&pts, "client", 1000.0, &png).unwrap();
         assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
         let _ = std::fs::remove_dir_all(&dir);
     }
